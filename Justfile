@@ -1,0 +1,56 @@
+# wasilet — every workflow of the project. Run through ./just, which installs
+# a pinned `just` on first use. `./just --list` shows the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set positional-arguments
+
+version := `git describe --tags --always --dirty 2>/dev/null || echo v0.1.0-dev`
+commit  := `git rev-parse HEAD 2>/dev/null || echo unknown`
+ldflags := "-X github.com/wasilet/wasilet/internal/version.version=" + version + " -X github.com/wasilet/wasilet/internal/version.commit=" + commit
+state   := env_var_or_default("WASILET_STATE", justfile_directory() / ".state")
+
+# List the recipes.
+default:
+    @./just --list
+
+# Build (or reuse from the cache) the pinned control plane, registry and CLIs; prints their directory.
+tools:
+    @hack/tools.sh
+
+# Build the wasilet binary into bin/.
+build:
+    go build -ldflags '{{ldflags}}' -o bin/wasilet ./cmd/wasilet
+
+# Build the Wasm programs under handlers/ (wasip1 modules and WASI p2 components) into bin/wasm/.
+wasm:
+    hack/wasm.sh
+
+# Run the whole test suite: unit and end-to-end tests against a real control plane and registry.
+test: tools wasm build
+    WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" WASILET_WASM_DIR="$PWD/bin/wasm" WASILET_BIN="$PWD/bin/wasilet" \
+      go test -count=1 -timeout 40m ./... 2>&1 | tee /tmp/wasilet-test.log
+
+# Start the local cluster (etcd, kube-apiserver, controller-manager, scheduler, registry); idempotent.
+cluster-up: tools build
+    WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" bin/wasilet cluster up --state '{{state}}'
+
+# Stop the local cluster and everything it started.
+cluster-down: build
+    bin/wasilet cluster down --state '{{state}}'
+
+# Start a wasilet node against the local cluster.
+node *args: cluster-up
+    bin/wasilet node --cluster-state '{{state}}' "$@"
+
+# `just run node` starts a node; `just run <anything else>` runs `wasilet run …`.
+run what *args: build
+    if [ "{{what}}" = node ]; then ./just node "${@:2}"; else bin/wasilet run "$@"; fi
+
+# The reference scenario, end to end, on an embedded local cluster.
+demo: tools wasm build
+    WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" hack/demo.sh '{{state}}'
+
+# Benchmarks (figures are reported, never asserted).
+bench: tools wasm build
+    WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" WASILET_WASM_DIR="$PWD/bin/wasm" WASILET_BIN="$PWD/bin/wasilet" \
+      go test -run '^$' -bench . -benchmem -count 1 -timeout 30m ./...
