@@ -1,0 +1,95 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/wasilet/wasilet/runtime"
+)
+
+// testprogWasm is handlers/testprog built for wasip1 by TestMain.
+var testprogWasm string
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "wasilet-runtime-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	testprogWasm = filepath.Join(dir, "testprog.wasm")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", testprogWasm, "github.com/wasilet/wasilet/handlers/testprog")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build testprog for wasip1: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+func newEngine(t testing.TB, cacheDir string) *runtime.Engine {
+	t.Helper()
+	e, err := runtime.NewEngine(runtime.Options{CacheDir: cacheDir})
+	if err != nil {
+		t.Fatalf("NewEngine: %v", err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// shared is one engine for the tests that do not look at cache counters,
+// as in the node: one engine, many runs.
+var (
+	sharedOnce sync.Once
+	sharedEng  *runtime.Engine
+	sharedProg *runtime.Program
+	sharedErr  error
+)
+
+func testprog(t testing.TB) *runtime.Program {
+	t.Helper()
+	sharedOnce.Do(func() {
+		sharedEng, sharedErr = runtime.NewEngine(runtime.Options{})
+		if sharedErr == nil {
+			sharedProg, sharedErr = sharedEng.LoadFile(context.Background(), testprogWasm)
+		}
+	})
+	if sharedErr != nil {
+		t.Fatalf("load testprog: %v", sharedErr)
+	}
+	return sharedProg
+}
+
+type output struct {
+	res            runtime.Result
+	stdout, stderr string
+}
+
+func runSpec(t testing.TB, p *runtime.Program, spec runtime.Spec) output {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	spec.Stdout, spec.Stderr = &stdout, &stderr
+	if spec.Name == "" {
+		spec.Name = "testprog"
+	}
+	res, err := p.Run(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("Run %v: %v", spec.Args, err)
+	}
+	return output{res, stdout.String(), stderr.String()}
+}
+
+func run(t testing.TB, args ...string) output {
+	t.Helper()
+	return runSpec(t, testprog(t), runtime.Spec{Args: args})
+}

@@ -1,0 +1,302 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+	"github.com/containerd/errdefs"
+)
+
+// Exit codes for ends that are not the guest's own exit.
+const (
+	// ExitCodeTrap is reported for a trap, like `wasmtime run` on Unix and a
+	// native process aborting (128+SIGABRT).
+	ExitCodeTrap = 134
+	// ExitCodeKilled is reported for OOMKilled and Killed (128+SIGKILL), as
+	// the kubelet reports a container killed by the OOM killer or a signal.
+	ExitCodeKilled = 137
+)
+
+// oomHeadroom: a failed guest whose linear memory ended within this many
+// bytes of Spec.MemoryLimit is taken to have been refused memory (see
+// classifyOOM).
+const oomHeadroom = 8 << 20
+
+// moduleBackend compiles core modules.
+type moduleBackend struct{ e *Engine }
+
+func (b moduleBackend) compile(wasm []byte) (compiledImpl, error) {
+	m, err := wasmtime.NewModule(b.e.engine, wasm)
+	if err != nil {
+		return nil, err
+	}
+	return &moduleProgram{e: b.e, module: m}, nil
+}
+
+func (b moduleBackend) deserialize(artifact []byte) (compiledImpl, error) {
+	m, err := wasmtime.NewModuleDeserialize(b.e.engine, artifact)
+	if err != nil {
+		return nil, err
+	}
+	return &moduleProgram{e: b.e, module: m}, nil
+}
+
+// moduleProgram runs a WASI p1 core module.
+type moduleProgram struct {
+	e      *Engine
+	module *wasmtime.Module
+}
+
+func (m *moduleProgram) serialize() ([]byte, error) { return m.module.Serialize() }
+func (m *moduleProgram) close()                     { m.module.Close() }
+
+func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
+	ctx, cancel := runContext(ctx, spec.Timeout)
+	defer cancel()
+
+	wasi, err := wasiConfig(spec)
+	if err != nil {
+		return Result{}, err
+	}
+	defer wasi.Close() // no-op once the store has taken it
+
+	var streams stdio
+	var stderrTail *tailBuffer
+	if spec.Stdin != nil {
+		if err := streams.inputPipe(spec.Stdin, wasi.SetStdinFile); err != nil {
+			return Result{}, fmt.Errorf("set up stdin: %w", err)
+		}
+	}
+	defer streams.closeStdin()
+	if spec.Stdout != nil {
+		if err := streams.outputPipe(spec.Stdout, wasi.SetStdoutFile); err != nil {
+			return Result{}, fmt.Errorf("set up stdout: %w", err)
+		}
+	}
+	stderrTail = newTailBuffer(2048)
+	{
+		var w = writerOr(spec.Stderr)
+		if err := streams.outputPipe(multiWriter(w, stderrTail), wasi.SetStderrFile); err != nil {
+			return Result{}, fmt.Errorf("set up stderr: %w", err)
+		}
+	}
+
+	rs := &runState{done: ctx.Done(), monotonicStart: time.Now()}
+	store := wasmtime.NewStoreWithData(m.e.engine, rs)
+	storeClosed := false
+	closeStore := func() {
+		if !storeClosed {
+			storeClosed = true
+			store.Close()
+			streams.wait()
+		}
+	}
+	defer closeStore()
+	if spec.MemoryLimit > 0 {
+		store.Limiter(spec.MemoryLimit, -1, -1, -1, -1)
+	}
+	store.SetWasi(wasi)
+	intr, err := installInterrupt(store)
+	if err != nil {
+		return Result{}, err
+	}
+	store.SetEpochDeadline(1)
+
+	// Stop the guest when ctx ends. The watcher is finished before the store
+	// is deleted, since the interrupt flag belongs to the store.
+	watchDone := make(chan struct{})
+	watcherExited := make(chan struct{})
+	go func() {
+		defer close(watcherExited)
+		select {
+		case <-ctx.Done():
+			intr.interrupt()
+			streams.closeStdin()
+		case <-watchDone:
+		}
+	}()
+	stopWatcher := func() {
+		close(watchDone)
+		<-watcherExited
+	}
+
+	var callErr error
+	inst, err := m.e.linker.Instantiate(store, m.module)
+	if err != nil {
+		var trap *wasmtime.Trap
+		if !errors.As(err, &trap) {
+			stopWatcher()
+			return Result{}, fmt.Errorf("instantiate: %w: %w", err, errdefs.ErrInvalidArgument)
+		}
+		callErr = err // a start function trapped or exited
+	} else {
+		start := inst.GetFunc(store, "_start")
+		if start == nil {
+			stopWatcher()
+			return Result{}, fmt.Errorf("module exports no _start function (not a WASI command): %w", errdefs.ErrInvalidArgument)
+		}
+		_, callErr = start.Call(store)
+	}
+	stopWatcher()
+
+	var memSize int64 = -1
+	if inst != nil {
+		if ext := inst.GetExport(store, "memory"); ext != nil && ext.Memory() != nil {
+			memSize = int64(ext.Memory().DataSize(store))
+		}
+	}
+	closeStore() // flushes stdout/stderr to the Spec's writers
+
+	res := classify(callErr, rs, ctx, spec)
+	if spec.MemoryLimit > 0 && (res.Reason == ReasonError) && isOOM(memSize, spec.MemoryLimit, stderrTail.String()) {
+		res = Result{
+			ExitCode: ExitCodeKilled,
+			Reason:   ReasonOOMKilled,
+			Message:  fmt.Sprintf("out of memory: limit %s (%s)", FormatBytes(spec.MemoryLimit), res.Message),
+		}
+	}
+	return res, nil
+}
+
+// runContext adds spec's timeout to ctx.
+func runContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout > 0 {
+		return context.WithTimeoutCause(ctx, timeout, fmt.Errorf("stopped after %s", timeout))
+	}
+	return context.WithCancel(ctx)
+}
+
+// classify turns how _start returned into a Result.
+func classify(callErr error, rs *runState, ctx context.Context, spec Spec) Result {
+	switch {
+	case rs.exited:
+		code := int(rs.exitCode & 0xff)
+		if code == 0 {
+			return Result{ExitCode: 0, Reason: ReasonCompleted}
+		}
+		return Result{ExitCode: code, Reason: ReasonError, Message: fmt.Sprintf("exit code %d", code)}
+	case callErr == nil:
+		return Result{ExitCode: 0, Reason: ReasonCompleted}
+	case ctx.Err() != nil:
+		msg := "stopped: " + context.Cause(ctx).Error()
+		if errors.Is(context.Cause(ctx), context.Canceled) {
+			msg = "stopped: run cancelled"
+		} else if spec.Timeout > 0 && !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			msg = context.Cause(ctx).Error()
+		}
+		return Result{ExitCode: ExitCodeKilled, Reason: ReasonKilled, Message: msg}
+	}
+	var werr *wasmtime.Error
+	if errors.As(callErr, &werr) {
+		if code, ok := werr.ExitStatus(); ok {
+			if code == 0 {
+				return Result{ExitCode: 0, Reason: ReasonCompleted}
+			}
+			return Result{ExitCode: int(uint32(code) & 0xff), Reason: ReasonError, Message: fmt.Sprintf("exit code %d", code)}
+		}
+	}
+	return Result{ExitCode: ExitCodeTrap, Reason: ReasonError, Message: trapMessage(callErr)}
+}
+
+// trapMessage is the first lines of a trap or error, without wasmtime's
+// backtrace.
+func trapMessage(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "\nwasm backtrace:"); i >= 0 {
+		msg = msg[:i]
+	}
+	msg = strings.TrimSpace(msg)
+	if msg == "" {
+		msg = "trap"
+	}
+	return msg
+}
+
+// isOOM decides whether a failed guest ran out of its memory limit. wasmtime
+// does not report refused memory.grow requests (the guest just gets -1 and
+// decides what to do), so this is inferred, and only for a guest that failed
+// (non-zero exit or trap) under a MemoryLimit:
+//   - its linear memory ended within oomHeadroom (8 MiB) of the limit: a
+//     guest that grows gradually (the Go runtime grows in 4 MiB arenas) was
+//     refused its next growth; or
+//   - its stderr ends with a language runtime's out-of-memory message
+//     (Go: "fatal error: out of memory"; Rust: "memory allocation of N bytes
+//     failed"), which also covers one large allocation far over the limit.
+func isOOM(memSize, limit int64, stderrTail string) bool {
+	if memSize >= 0 && limit-memSize < oomHeadroom {
+		return true
+	}
+	s := strings.ToLower(stderrTail)
+	return strings.Contains(s, "out of memory") ||
+		(strings.Contains(s, "memory allocation of") && strings.Contains(s, "failed"))
+}
+
+// wasiConfig builds argv, environment and preopens.
+func wasiConfig(spec Spec) (*wasmtime.WasiConfig, error) {
+	wasi := wasmtime.NewWasiConfig()
+	name := spec.Name
+	if name == "" {
+		name = "main.wasm"
+	}
+	wasi.SetArgv(append([]string{name}, spec.Args...))
+	keys, values, err := splitEnv(spec.Env)
+	if err != nil {
+		wasi.Close()
+		return nil, err
+	}
+	wasi.SetEnv(keys, values)
+	for _, mnt := range spec.Mounts {
+		if err := checkMount(mnt); err != nil {
+			wasi.Close()
+			return nil, err
+		}
+		dirPerms, filePerms := wasmtime.DIR_READ|wasmtime.DIR_WRITE, wasmtime.FILE_READ|wasmtime.FILE_WRITE
+		if mnt.ReadOnly {
+			dirPerms, filePerms = wasmtime.DIR_READ, wasmtime.FILE_READ
+		}
+		if err := wasi.PreopenDir(mnt.HostPath, mnt.GuestPath, dirPerms, filePerms); err != nil {
+			wasi.Close()
+			return nil, fmt.Errorf("preopen %s at %s: %w", mnt.HostPath, mnt.GuestPath, err)
+		}
+	}
+	return wasi, nil
+}
+
+func checkMount(m Mount) error {
+	if m.GuestPath == "" {
+		return fmt.Errorf("mount of %s has no guest path: %w", m.HostPath, errdefs.ErrInvalidArgument)
+	}
+	fi, err := os.Stat(m.HostPath)
+	if err != nil {
+		return fmt.Errorf("preopen %s: %w", m.HostPath, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("preopen %s: not a directory: %w", m.HostPath, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// splitEnv splits KEY=VALUE pairs; a later duplicate key replaces the value
+// of the earlier one in its position.
+func splitEnv(env []string) (keys, values []string, err error) {
+	index := make(map[string]int, len(env))
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, nil, fmt.Errorf("environment entry %q is not KEY=VALUE: %w", kv, errdefs.ErrInvalidArgument)
+		}
+		if i, dup := index[k]; dup {
+			values[i] = v
+			continue
+		}
+		index[k] = len(keys)
+		keys = append(keys, k)
+		values = append(values, v)
+	}
+	return keys, values, nil
+}

@@ -1,0 +1,216 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/containerd/errdefs"
+)
+
+var (
+	coreHeader      = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
+	componentHeader = []byte{0x00, 'a', 's', 'm', 0x0d, 0x00, 0x01, 0x00}
+)
+
+// DetectKind tells a core module from a component by the first 8 bytes of
+// the binary (magic and version/layer fields). Anything else is an
+// errdefs.ErrInvalidArgument error naming what was found.
+func DetectKind(wasm []byte) (Kind, error) {
+	switch {
+	case bytes.HasPrefix(wasm, coreHeader):
+		return KindModule, nil
+	case bytes.HasPrefix(wasm, componentHeader):
+		return KindComponent, nil
+	case len(wasm) >= 4 && bytes.Equal(wasm[:4], coreHeader[:4]):
+		return 0, fmt.Errorf("unsupported wasm version/layer % x (want 01 00 00 00 for a core module or 0d 00 01 00 for a component): %w",
+			wasm[4:min(len(wasm), 8)], errdefs.ErrInvalidArgument)
+	}
+	return 0, fmt.Errorf("not a wasm binary: header % x, want \\0asm: %w", wasm[:min(len(wasm), 8)], errdefs.ErrInvalidArgument)
+}
+
+// Program is a compiled module or component, ready to run any number of
+// times, concurrently. Programs are owned by their Engine (which caches and
+// shares them between callers) and freed by Engine.Close.
+type Program struct {
+	kind   Kind
+	digest string // sha256:<hex> of the wasm binary
+	impl   programImpl
+}
+
+// programImpl is what each kind of program does; Program.Run dispatches to
+// it so callers never branch on the kind.
+type programImpl interface {
+	run(ctx context.Context, spec Spec) (Result, error)
+	close()
+}
+
+// Kind says whether the program is a core module or a component.
+func (p *Program) Kind() Kind { return p.kind }
+
+// Digest is "sha256:<hex>" of the wasm binary the program was compiled from.
+func (p *Program) Digest() string { return p.digest }
+
+// Run runs the program once with spec and reports how the guest ended; see
+// Result for what is a result and what is an error. Run blocks until the
+// guest has ended and its stdout and stderr are fully copied to
+// spec.Stdout/spec.Stderr. Safe to call concurrently.
+func (p *Program) Run(ctx context.Context, spec Spec) (res Result, err error) {
+	defer func() {
+		// Nothing a guest does may crash the host: a panic from the binding
+		// layer becomes an error of this run.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("run %s: internal error: %v", p.digest, r)
+		}
+	}()
+	return p.impl.run(ctx, spec)
+}
+
+// loadEntry is one program in the engine's memory cache; done is closed once
+// prog or err is set, so concurrent loads of one key compile once.
+type loadEntry struct {
+	done chan struct{}
+	prog *Program
+	err  error
+}
+
+// LoadFile reads a .wasm file and loads it like Load.
+func (e *Engine) LoadFile(ctx context.Context, path string) (*Program, error) {
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	p, err := e.Load(ctx, wasm, "")
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// Load returns the program for a wasm binary (core module or component,
+// detected from its header): from memory if this engine loaded it before,
+// else from the compiled cache in Options.CacheDir, else by compiling it (and
+// then writing the cache). Concurrent loads of the same binary compile once.
+//
+// digest may be "sha256:<hex>" of wasm when the caller already knows it (an
+// OCI layer digest, verified on pull); it saves hashing the binary and is
+// trusted as given. Empty: Load hashes wasm itself. ctx only bounds waiting
+// for another goroutine's compilation of the same binary.
+func (e *Engine) Load(ctx context.Context, wasm []byte, digest string) (*Program, error) {
+	kind, err := DetectKind(wasm)
+	if err != nil {
+		return nil, err
+	}
+	key, err := cacheKey(wasm, digest)
+	if err != nil {
+		return nil, err
+	}
+
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, errClosed
+	}
+	if ent, ok := e.programs[key]; ok {
+		e.mu.Unlock()
+		select {
+		case <-ent.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("load sha256:%s: %w", key, ctx.Err())
+		}
+		if ent.err != nil {
+			return nil, ent.err
+		}
+		e.memoryHits.Add(1)
+		return ent.prog, nil
+	}
+	ent := &loadEntry{done: make(chan struct{})}
+	e.programs[key] = ent
+	e.mu.Unlock()
+
+	ent.prog, ent.err = e.load(kind, key, wasm)
+	if ent.err != nil {
+		// Forget failures so a later load tries again.
+		e.mu.Lock()
+		if e.programs != nil {
+			delete(e.programs, key)
+		}
+		e.mu.Unlock()
+	}
+	close(ent.done)
+	return ent.prog, ent.err
+}
+
+// cacheKey is the hex sha256 of wasm, taken from digest when given.
+func cacheKey(wasm []byte, digest string) (string, error) {
+	if digest == "" {
+		sum := sha256.Sum256(wasm)
+		return hex.EncodeToString(sum[:]), nil
+	}
+	hexsum, ok := strings.CutPrefix(digest, "sha256:")
+	if b, err := hex.DecodeString(hexsum); !ok || err != nil || len(b) != sha256.Size || strings.ToLower(hexsum) != hexsum {
+		return "", fmt.Errorf("digest %q is not sha256:<64 lowercase hex digits>: %w", digest, errdefs.ErrInvalidArgument)
+	}
+	return hexsum, nil
+}
+
+// load finds or compiles one program; it is called once per key at a time.
+func (e *Engine) load(kind Kind, key string, wasm []byte) (*Program, error) {
+	var be backend
+	switch kind {
+	case KindModule:
+		be = moduleBackend{e}
+	case KindComponent:
+		var err error
+		if be, err = e.componentBackend(); err != nil {
+			return nil, err
+		}
+	}
+	p := &Program{kind: kind, digest: "sha256:" + key}
+	path := e.artifactPath(key, kind)
+	if path != "" {
+		if payload, ok := e.readArtifact(path); ok {
+			impl, err := be.deserialize(payload)
+			if err == nil {
+				e.diskHits.Add(1)
+				p.impl = impl
+				return p, nil
+			}
+			// Valid checksum but wasmtime refuses it (e.g. another CPU
+			// feature set): discard and compile again.
+			e.discardArtifact(path)
+		}
+	}
+	impl, err := be.compile(wasm)
+	if err != nil {
+		return nil, fmt.Errorf("compile %s sha256:%s: %w", kind, key, err)
+	}
+	e.compiles.Add(1)
+	if path != "" {
+		if payload, err := impl.serialize(); err == nil {
+			if err := writeArtifact(path, payload); err != nil {
+				e.cacheWriteErrors.Add(1)
+			}
+		} else {
+			e.cacheWriteErrors.Add(1)
+		}
+	}
+	p.impl = impl
+	return p, nil
+}
+
+// backend compiles and deserializes one kind of program.
+type backend interface {
+	compile(wasm []byte) (compiledImpl, error)
+	deserialize(artifact []byte) (compiledImpl, error)
+}
+
+// compiledImpl is a program that can also be written to the compiled cache.
+type compiledImpl interface {
+	programImpl
+	serialize() ([]byte, error)
+}
