@@ -157,9 +157,12 @@ func (c *Cluster) fill(stateDir string) {
 // PKIDir is the directory of the cluster's certificates and keys.
 func (c *Cluster) PKIDir() string { return filepath.Join(c.StateDir, "pki") }
 
+// LogDir holds the components' logs.
+func (c *Cluster) LogDir() string { return filepath.Join(c.StateDir, "logs") }
+
 // LogPath is the log file of a component (one of Components).
 func (c *Cluster) LogPath(component string) string {
-	return filepath.Join(c.StateDir, "logs", component+".log")
+	return filepath.Join(c.LogDir(), component+".log")
 }
 
 // RESTConfig is the admin client configuration.
