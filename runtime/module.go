@@ -203,16 +203,43 @@ func classify(callErr error, rs *runState, ctx context.Context, spec Spec) Resul
 	return Result{ExitCode: ExitCodeTrap, Reason: ReasonError, Message: trapMessage(callErr)}
 }
 
-// trapMessage is the first lines of a trap or error, without wasmtime's
-// backtrace.
+// trapMessage makes a short text of a trap or error: wasmtime's messages
+// read "error while executing at wasm backtrace: <frames> Caused by: <cause>
+// Stack backtrace: <host frames>"; keep the cause and the innermost wasm
+// frame.
 func trapMessage(err error) string {
 	msg := err.Error()
-	if i := strings.Index(msg, "\nwasm backtrace:"); i >= 0 {
+	var frame string
+	if _, bt, ok := strings.Cut(msg, "wasm backtrace:"); ok {
+		for _, line := range strings.Split(bt, "\n") {
+			f := strings.Fields(line)
+			if len(f) > 0 && strings.HasSuffix(f[0], ":") {
+				f = f[1:]
+			}
+			if len(f) > 0 {
+				frame = strings.Join(f, " ")
+				break
+			}
+		}
+	}
+	if _, cause, ok := strings.Cut(msg, "Caused by:"); ok {
+		cause, _, _ = strings.Cut(cause, "Stack backtrace:")
+		var parts []string
+		for _, line := range strings.Split(cause, "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				parts = append(parts, line)
+			}
+		}
+		msg = strings.Join(parts, ": ")
+	} else if i := strings.Index(msg, "\nwasm backtrace:"); i >= 0 {
 		msg = msg[:i]
 	}
 	msg = strings.TrimSpace(msg)
 	if msg == "" {
 		msg = "trap"
+	}
+	if frame != "" {
+		msg += " (at " + frame + ")"
 	}
 	return msg
 }
