@@ -1,0 +1,400 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
+	"github.com/virtual-kubelet/virtual-kubelet/log"
+	"github.com/virtual-kubelet/virtual-kubelet/node/api"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	corev1listers "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/wasilet/wasilet/internal/devicemanager"
+)
+
+// Config configures a Provider.
+type Config struct {
+	// NodeName is the node's name (spec.nodeName of its pods).
+	NodeName string
+	// NodeIP is reported as hostIP and podIP: Wasm pods share the node's
+	// network.
+	NodeIP string
+	// DataDir is the node's data directory; pods live under DataDir/pods.
+	DataDir string
+	// Client reads ConfigMaps, Secrets and pull secrets, issues service
+	// account tokens and deletes terminated pods (as the kubelet does).
+	Client kubernetes.Interface
+	// Recorder receives the pod events (Pulling, Started, BackOff, ...).
+	Recorder record.EventRecorder
+	// Runtime runs containers; Images finds and pulls their Wasm images.
+	Runtime Runtime
+	Images  ImageService
+	// Devices allocates device-plugin resources (nil: none).
+	Devices devicemanager.PodDevices
+	// ConfigMaps and Secrets are optional listers tried before Client.
+	ConfigMaps corev1listers.ConfigMapLister
+	Secrets    corev1listers.SecretLister
+	// Allocatable is the node's allocatable resources, used by
+	// resourceFieldRef when a container sets no limit.
+	Allocatable corev1.ResourceList
+
+	// BackOff tunes the crash and image-pull back-off (zero: the kubelet's
+	// 10 s doubling to 300 s, reset after 10 min of running).
+	BackOff BackOff
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// BackOff is the kubelet's back-off for crashed containers and failed pulls.
+type BackOff struct {
+	Initial time.Duration
+	Max     time.Duration
+	// Reset: a container that ran at least this long starts its back-off over.
+	Reset time.Duration
+}
+
+func (b BackOff) withDefaults() BackOff {
+	if b.Initial <= 0 {
+		b.Initial = 10 * time.Second
+	}
+	if b.Max <= 0 {
+		b.Max = 300 * time.Second
+	}
+	if b.Reset <= 0 {
+		b.Reset = 10 * time.Minute
+	}
+	return b
+}
+
+// delay is the wait before attempt n+1 after n consecutive failures (n >= 1).
+func (b BackOff) delay(n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	d := b.Initial
+	for i := 1; i < n; i++ {
+		d *= 2
+		if d >= b.Max {
+			return b.Max
+		}
+	}
+	if d > b.Max {
+		d = b.Max
+	}
+	return d
+}
+
+// Provider is the virtual-kubelet provider of a wasilet node: it runs every
+// pod bound to the node in wasmtime. It implements nodeutil.Provider and
+// node.PodNotifier.
+type Provider struct {
+	cfg       Config
+	get       objectGetter
+	startTime time.Time
+
+	mu      sync.Mutex
+	workers map[string]*podWorker // namespace/name
+	closed  bool
+
+	notifyMu sync.Mutex
+	notifyFn func(*corev1.Pod)
+	dirty    map[*podWorker]struct{}
+	wake     chan struct{}
+
+	baseCtx context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// New creates a Provider. Pods start when virtual-kubelet calls CreatePod.
+func New(cfg Config) (*Provider, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("pods: DataDir is required")
+	}
+	if cfg.Runtime == nil || cfg.Images == nil {
+		return nil, errors.New("pods: Runtime and Images are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Recorder == nil {
+		cfg.Recorder = &record.FakeRecorder{}
+	}
+	cfg.BackOff = cfg.BackOff.withDefaults()
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "pods"), 0o750); err != nil {
+		return nil, fmt.Errorf("pods: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Provider{
+		cfg:       cfg,
+		get:       clientGetter{client: cfg.Client, configMaps: cfg.ConfigMaps, secrets: cfg.Secrets},
+		startTime: cfg.Now(),
+		workers:   map[string]*podWorker{},
+		dirty:     map[*podWorker]struct{}{},
+		wake:      make(chan struct{}, 1),
+		baseCtx:   ctx,
+		cancel:    cancel,
+	}
+	p.wg.Add(1)
+	go p.notifyLoop()
+	return p, nil
+}
+
+// Close stops every pod's guests without reporting them terminated (the
+// pods keep running on a restarted node: see restart recovery) and waits
+// for the workers to end.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	ws := make([]*podWorker, 0, len(p.workers))
+	for _, w := range p.workers {
+		ws = append(ws, w)
+	}
+	p.mu.Unlock()
+	p.cancel()
+	for _, w := range ws {
+		<-w.done
+	}
+	p.wg.Wait()
+	return nil
+}
+
+func key(ns, name string) string { return ns + "/" + name }
+
+func (p *Provider) podDir(uid types.UID) string {
+	return filepath.Join(p.cfg.DataDir, "pods", string(uid))
+}
+
+// CreatePod starts the pod's worker. A pod this node ran before a restart
+// continues from its saved state.
+func (p *Provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
+	if pod == nil || pod.UID == "" {
+		return errdefs.InvalidInput("pod without UID")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("pods: provider closed")
+	}
+	k := key(pod.Namespace, pod.Name)
+	if w, ok := p.workers[k]; ok {
+		if w.uid == pod.UID {
+			w.update(pod)
+			return nil
+		}
+		// A new pod with the name of one still being torn down.
+		w.stop(stopDeleted)
+	}
+	w, err := newPodWorker(p, pod.DeepCopy())
+	if err != nil {
+		return err
+	}
+	p.workers[k] = w
+	go w.run()
+	return nil
+}
+
+// UpdatePod applies changes to a running pod (container images,
+// activeDeadlineSeconds, labels and annotations).
+func (p *Provider) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
+	p.mu.Lock()
+	w, ok := p.workers[key(pod.Namespace, pod.Name)]
+	p.mu.Unlock()
+	if !ok || w.uid != pod.UID {
+		return p.CreatePod(ctx, pod)
+	}
+	w.update(pod.DeepCopy())
+	return nil
+}
+
+// DeletePod stops the pod's guests at once (Wasm guests cannot receive
+// SIGTERM, so there is nothing to wait the grace period for), reports every
+// container terminated, frees its devices, deletes the pod object like the
+// kubelet does once it has terminated, and then removes the pod's directory.
+func (p *Provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
+	p.mu.Lock()
+	w, ok := p.workers[key(pod.Namespace, pod.Name)]
+	p.mu.Unlock()
+	if !ok || (pod.UID != "" && w.uid != pod.UID) {
+		return errdefs.NotFoundf("pod %s/%s is not known to this node", pod.Namespace, pod.Name)
+	}
+	w.stop(stopDeleted)
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	w.startCleanup()
+	return nil
+}
+
+func (p *Provider) forget(w *podWorker) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := key(w.namespace, w.name)
+	if p.workers[k] == w {
+		delete(p.workers, k)
+	}
+	p.notifyMu.Lock()
+	delete(p.dirty, w)
+	p.notifyMu.Unlock()
+}
+
+func (p *Provider) lookup(ns, name string) (*podWorker, error) {
+	p.mu.Lock()
+	w, ok := p.workers[key(ns, name)]
+	p.mu.Unlock()
+	if !ok {
+		return nil, errdefs.NotFoundf("pod %s/%s is not known to this node", ns, name)
+	}
+	return w, nil
+}
+
+// GetPod returns the pod with its current status.
+func (p *Provider) GetPod(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
+	w, err := p.lookup(namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return w.podWithStatus(), nil
+}
+
+// GetPodStatus returns the pod's current status.
+func (p *Provider) GetPodStatus(ctx context.Context, namespace, name string) (*corev1.PodStatus, error) {
+	w, err := p.lookup(namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return &w.podWithStatus().Status, nil
+}
+
+// GetPods returns every pod the node runs.
+func (p *Provider) GetPods(ctx context.Context) ([]*corev1.Pod, error) {
+	p.mu.Lock()
+	ws := make([]*podWorker, 0, len(p.workers))
+	for _, w := range p.workers {
+		ws = append(ws, w)
+	}
+	p.mu.Unlock()
+	out := make([]*corev1.Pod, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, w.podWithStatus())
+	}
+	return out, nil
+}
+
+// NotifyPods registers virtual-kubelet's status callback.
+func (p *Provider) NotifyPods(ctx context.Context, fn func(*corev1.Pod)) {
+	p.notifyMu.Lock()
+	p.notifyFn = fn
+	p.notifyMu.Unlock()
+	p.kick()
+}
+
+func (p *Provider) changed(w *podWorker) {
+	p.notifyMu.Lock()
+	p.dirty[w] = struct{}{}
+	p.notifyMu.Unlock()
+	p.kick()
+}
+
+func (p *Provider) kick() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// notifyLoop sends the latest status of every changed pod to virtual-kubelet,
+// coalescing bursts, so workers never block on the callback.
+func (p *Provider) notifyLoop() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.baseCtx.Done():
+			return
+		case <-p.wake:
+		}
+		p.notifyMu.Lock()
+		fn := p.notifyFn
+		if fn == nil {
+			p.notifyMu.Unlock()
+			continue
+		}
+		batch := make([]*podWorker, 0, len(p.dirty))
+		for w := range p.dirty {
+			batch = append(batch, w)
+		}
+		clear(p.dirty)
+		p.notifyMu.Unlock()
+		for _, w := range batch {
+			fn(w.podWithStatus())
+		}
+	}
+}
+
+var errNotSupported = "is not supported on wasm32-wasi nodes: Wasm containers have no processes, terminals or network namespaces"
+
+// RunInContainer answers exec with a clear error.
+func (p *Provider) RunInContainer(ctx context.Context, namespace, podName, containerName string, cmd []string, attach api.AttachIO) error {
+	return errdefs.InvalidInputf("exec %s", errNotSupported)
+}
+
+// AttachToContainer answers attach with a clear error.
+func (p *Provider) AttachToContainer(ctx context.Context, namespace, podName, containerName string, attach api.AttachIO) error {
+	return errdefs.InvalidInputf("attach %s", errNotSupported)
+}
+
+// PortForward answers port-forward with a clear error.
+func (p *Provider) PortForward(ctx context.Context, namespace, pod string, port int32, stream io.ReadWriteCloser) error {
+	return errdefs.InvalidInputf("port-forward %s", errNotSupported)
+}
+
+// GetMetricsResource returns no Prometheus metrics: resource metrics are
+// served through GetStatsSummary.
+func (p *Provider) GetMetricsResource(ctx context.Context) ([]*dto.MetricFamily, error) {
+	return nil, nil
+}
+
+// serviceAccountToken requests a token bound to pod for a projected volume,
+// as the kubelet does.
+func (p *Provider) serviceAccountToken(ctx context.Context, pod *corev1.Pod, audience string, exp int64) (string, error) {
+	if p.cfg.Client == nil {
+		return "", errors.New("no Kubernetes client for service account tokens")
+	}
+	sa := pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	tr := &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{
+			ExpirationSeconds: &exp,
+			BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
+		},
+	}
+	if audience != "" {
+		tr.Spec.Audiences = []string{audience}
+	}
+	out, err := p.cfg.Client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, tr, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("request token for service account %s/%s: %w", pod.Namespace, sa, err)
+	}
+	return out.Status.Token, nil
+}
+
+func logger(ctx context.Context, w *podWorker) log.Logger {
+	return log.G(ctx).WithField("pod", w.namespace+"/"+w.name).WithField("uid", w.uid)
+}
