@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/errdefs"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 )
 
@@ -88,6 +89,9 @@ func classify(host string, err error) error {
 		return withClass(errdefs.ErrUnknown, err)
 	}
 	switch {
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		return withClass(errdefs.ErrUnauthenticated, fmt.Errorf(
+			"registry %s requires authentication and no credentials are configured for it (docker config file or credential helper, or imagePullSecrets): %w", host, err))
 	case errors.Is(err, errdef.ErrNotFound):
 		return withClass(errdefs.ErrNotFound, err)
 	case errors.Is(err, errdef.ErrInvalidReference), errors.Is(err, errdef.ErrInvalidDigest),

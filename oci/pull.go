@@ -347,6 +347,7 @@ func (s *Store) fetchLayer(ctx context.Context, repo *remote.Repository, r Refer
 			if errors.Is(err, errdef.ErrAlreadyExists) {
 				return nil, nil
 			}
+			s.removeIngest(d.Digest)
 			if body.err != nil {
 				return nil, fmt.Errorf("%s: %w", d.Digest, body.err)
 			}
@@ -356,6 +357,18 @@ func (s *Store) fetchLayer(ctx context.Context, repo *remote.Repository, r Refer
 		return nil, nil
 	})
 	return err
+}
+
+// removeIngest deletes what a failed download of d left in ingest/.
+// oras-go v2.7.0's content/oci does not: its ingest clears the named result
+// holding the temporary path before the deferred cleanup reads it. Callers
+// hold the download of d exclusively (see fetchLayer), so no other
+// download's file is touched.
+func (s *Store) removeIngest(d digest.Digest) {
+	left, _ := filepath.Glob(filepath.Join(s.root, "ingest", d.Encoded()+"_*"))
+	for _, f := range left {
+		os.Remove(f)
+	}
 }
 
 // put stores a verified small blob or manifest; already there is fine.
