@@ -1,0 +1,137 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// These tests drive the real binary: WASILET_BIN if set, else one built
+// here, with handlers/testprog built for wasip1 (or WASILET_WASM_DIR's).
+
+var (
+	buildOnce         sync.Once
+	builtBin, builtTP string
+	buildErr          error
+	buildDir          string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+func binaries(t *testing.T) (bin, testprog string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "wasilet-run-test-")
+		if buildErr != nil {
+			return
+		}
+		builtBin = os.Getenv("WASILET_BIN")
+		if builtBin == "" {
+			builtBin = filepath.Join(buildDir, "wasilet")
+			out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
+			if err != nil {
+				buildErr = errors.New("build wasilet: " + err.Error() + "\n" + string(out))
+				return
+			}
+		}
+		if dir := os.Getenv("WASILET_WASM_DIR"); dir != "" {
+			builtTP = filepath.Join(dir, "testprog.wasm")
+			return
+		}
+		builtTP = filepath.Join(buildDir, "testprog.wasm")
+		cmd := exec.Command("go", "build", "-o", builtTP, "github.com/wasilet/wasilet/handlers/testprog")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = errors.New("build testprog: " + err.Error() + "\n" + string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin, builtTP
+}
+
+// wasilet runs the binary and returns stdout, stderr and the exit code.
+func wasilet(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	bin, _ := binaries(t)
+	cmd := exec.Command(bin, args...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func TestRunExitCodes(t *testing.T) {
+	_, tp := binaries(t)
+	cache := t.TempDir()
+	for _, code := range []string{"0", "1", "42"} {
+		_, stderr, got := wasilet(t, "run", "--cache-dir", cache, tp, "--", "exit", code)
+		if strconv.Itoa(got) != code {
+			t.Errorf("exit %s: wasilet exited %d (stderr %q)", code, got, stderr)
+		}
+	}
+}
+
+func TestRunArgsEnvDirs(t *testing.T) {
+	_, tp := binaries(t)
+	data, ro := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(ro, "in"), []byte("ro-content"), 0o644)
+	stdout, stderr, code := wasilet(t, "run", "--cache-dir", "none",
+		"--env", "GREETING=hi", "--dir", data+":/data", "--dir", ro+":/ro:ro", tp, "--",
+		"args", ";", "env", "GREETING", ";", "write", "/data/out", "x", ";", "read", "/ro/in", ";", "cannot-write", "/ro/in")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	want := "testprog.wasm\nargs\n;\nenv\nGREETING\n;\nwrite\n/data/out\nx\n;\nread\n/ro/in\n;\ncannot-write\n/ro/in\nGREETING=hi\nro-content"
+	if !strings.HasPrefix(stdout, want) || !strings.Contains(stdout, "refused:") {
+		t.Fatalf("stdout %q", stdout)
+	}
+	if b, _ := os.ReadFile(filepath.Join(data, "out")); string(b) != "x" {
+		t.Fatalf("out: %q", b)
+	}
+}
+
+func TestRunTimeoutAndMemory(t *testing.T) {
+	_, tp := binaries(t)
+	_, stderr, code := wasilet(t, "run", "--cache-dir", "none", "--timeout", "300ms", tp, "--", "spin")
+	if code != 137 || !strings.Contains(stderr, "stopped after 300ms") {
+		t.Fatalf("spin with --timeout: exit %d, stderr %q", code, stderr)
+	}
+	_, stderr, code = wasilet(t, "run", "--cache-dir", "none", "--memory", "64Mi", tp, "--", "alloc", "100Mi")
+	if code != 137 || !strings.Contains(stderr, "OOMKilled") || !strings.Contains(stderr, "out of memory") {
+		t.Fatalf("alloc past --memory: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestRunBadInput(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "/does/not/exist.wasm"},
+		{"run", os.Args[0]}, // a file that is not wasm
+		{"run", "--memory", "lots", "x.wasm"},
+		{"run", "--dir", "a:b:rx", "x.wasm"},
+	} {
+		_, stderr, code := wasilet(t, args...)
+		if code == 0 || !strings.HasPrefix(stderr, "wasilet: ") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+}
