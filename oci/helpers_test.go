@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -18,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
+	"github.com/wasilet/wasilet/internal/cluster"
 )
 
 // toolPath returns a pinned binary from $WASILET_TOOLS_DIR. Without it the
@@ -45,89 +44,33 @@ type registryOptions struct {
 	User, Password string
 }
 
-// startRegistry runs the pinned distribution registry on a free loopback
-// port with filesystem storage in a temporary directory and returns its
-// host:port. It is stopped when the test ends. (internal/cluster's registry
-// launcher had not landed when these tests were written; this helper keeps
-// the oci tests free of cluster code.)
+// startRegistry runs the pinned distribution registry (through
+// internal/cluster's launcher) on a free loopback port with storage in a
+// temporary directory and returns its host:port. It is stopped when the test
+// ends.
 func startRegistry(t testing.TB, opts registryOptions) string {
 	t.Helper()
-	bin := toolPath(t, "registry")
+	toolPath(t, "registry") // fail (or skip under -short) with the tools message
 	dir := t.TempDir()
-	authCfg := ""
+	ro := cluster.RegistryOptions{Dir: dir}
 	if opts.User != "" {
-		hash, err := bcrypt.GenerateFromPassword([]byte(opts.Password), bcrypt.MinCost)
-		if err != nil {
+		ro.HtpasswdFile = filepath.Join(dir, "htpasswd")
+		if err := cluster.WriteHtpasswd(ro.HtpasswdFile, map[string]string{opts.User: opts.Password}); err != nil {
 			t.Fatal(err)
 		}
-		htpasswd := filepath.Join(dir, "htpasswd")
-		if err := os.WriteFile(htpasswd, []byte(opts.User+":"+string(hash)+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		authCfg = fmt.Sprintf("auth:\n  htpasswd:\n    realm: wasilet-test\n    path: %s\n", htpasswd)
 	}
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		addr := freeAddr(t)
-		cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-%s`, filepath.Join(dir, "data"), addr, authCfg)
-		cfgPath := filepath.Join(dir, "config.yml")
-		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		var logs bytes.Buffer
-		cmd := exec.Command(bin, "serve", cfgPath)
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start registry: %v", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		if err := waitRegistry(addr, exited); err != nil {
-			_ = cmd.Process.Kill()
-			<-exited
-			lastErr = fmt.Errorf("%v; registry output:\n%s", err, logs.String())
-			continue
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			<-exited
-		})
-		return addr
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	reg, err := cluster.StartRegistry(ctx, ro)
+	if err != nil {
+		t.Fatalf("start registry: %v", err)
 	}
-	t.Fatalf("registry did not start: %v", lastErr)
-	return ""
-}
-
-func waitRegistry(addr string, exited <-chan error) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("registry exited: %v", err)
-		default:
+	t.Cleanup(func() {
+		if err := reg.Stop(); err != nil {
+			t.Errorf("stop registry: %v", err)
 		}
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("registry on %s not ready after 60s", addr)
+	})
+	return reg.Addr
 }
 
 func freeAddr(t testing.TB) string {

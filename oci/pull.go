@@ -181,6 +181,9 @@ func (s *Store) pull(ctx context.Context, r Reference, opts PullOptions) (*Artif
 	}
 	top, err := repo.Resolve(ctx, r.Reference.Reference)
 	if err != nil {
+		if errors.Is(err, errdef.ErrNotFound) {
+			return nil, fmt.Errorf("registry %s has no manifest %s in %s: %w", r.Registry, r.Reference.Reference, r.Repository, errdefs.ErrNotFound)
+		}
 		return nil, classify(r.Registry, err)
 	}
 	if err := checkDescriptor(top); err != nil {
@@ -195,6 +198,9 @@ func (s *Store) pull(ctx context.Context, r Reference, opts PullOptions) (*Artif
 	}
 	shared := v.(*Artifact)
 	for _, name := range []string{r.String(), r.WithDigest(top.Digest)} {
+		if d, err := s.layout.Resolve(ctx, name); err == nil && d.Digest == top.Digest {
+			continue // already recorded: spare the index.json rewrite
+		}
 		if err := s.layout.Tag(ctx, top, name); err != nil {
 			return nil, fmt.Errorf("record reference %s: %w", name, err)
 		}
