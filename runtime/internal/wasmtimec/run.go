@@ -191,6 +191,11 @@ func newWASIConfig(cfg RunConfig) (*C.wasi_config_t, error) {
 			return nil, fmt.Errorf("argument %q contains a NUL byte", s)
 		}
 	}
+	for _, p := range append([]string{cfg.Stdin, cfg.Stdout, cfg.Stderr}, preopenPaths(cfg.Preopens)...) {
+		if strings.IndexByte(p, 0) >= 0 {
+			return nil, fmt.Errorf("path %q contains a NUL byte", p)
+		}
+	}
 	w := C.wasi_config_new()
 	ok := false
 	defer func() {
@@ -247,6 +252,14 @@ func newWASIConfig(cfg RunConfig) (*C.wasi_config_t, error) {
 	}
 	ok = true
 	return w, nil
+}
+
+func preopenPaths(ps []Preopen) []string {
+	out := make([]string, 0, 2*len(ps))
+	for _, p := range ps {
+		out = append(out, p.HostPath, p.GuestPath)
+	}
+	return out
 }
 
 // dedupeEnv splits KEY=VALUE pairs; a later value of a key replaces an

@@ -137,8 +137,29 @@ func TestRunStdio(t *testing.T) {
 	}
 	r.Close()
 
+	// Stdin from a pipe, fed while the guest runs.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for i := 0; i < 3; i++ {
+			fmt.Fprintf(pw, "chunk %d\n", i)
+			time.Sleep(20 * time.Millisecond)
+		}
+		pw.Close()
+	}()
+	res, out, _ = output(t, testprog(t), RunConfig{Args: args("cat"), Stdin: fmt.Sprintf("/proc/self/fd/%d", pr.Fd())})
+	pr.Close()
+	wantExit(t, res, 0)
+	if out != "chunk 0\nchunk 1\nchunk 2\n" {
+		t.Errorf("stdin pipe: stdout %q", out)
+	}
+
 	for _, cfg := range []RunConfig{
 		{Stdin: filepath.Join(dir, "missing")},
+		{Stdout: dir + "/a\x00b"},
+		{Preopens: []Preopen{{HostPath: dir, GuestPath: "/x\x00y"}}},
 		{Stdout: filepath.Join(dir, "no", "such", "dir")},
 		{Stderr: filepath.Join(dir, "no", "such", "dir")},
 	} {
