@@ -90,7 +90,7 @@ func TestCacheCorruptArtifactsRecompiled(t *testing.T) {
 	cases := map[string][]byte{
 		"empty":           {},
 		"truncated":       good[:len(good)/2],
-		"header only":     good[:56],
+		"trailer only":    good[len(good)-24:],
 		"garbage":         []byte("this is not a compiled module at all"),
 		"flipped payload": badPayload,
 	}

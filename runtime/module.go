@@ -38,8 +38,8 @@ func (b moduleBackend) compile(wasm []byte) (compiledImpl, error) {
 	return &moduleProgram{e: b.e, module: m}, nil
 }
 
-func (b moduleBackend) deserialize(artifact []byte) (compiledImpl, error) {
-	m, err := wasmtime.NewModuleDeserialize(b.e.engine, artifact)
+func (b moduleBackend) deserialize(path string, _ []byte) (compiledImpl, error) {
+	m, err := wasmtime.NewModuleDeserializeFile(b.e.engine, path)
 	if err != nil {
 		return nil, err
 	}
@@ -66,25 +66,13 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 	defer wasi.Close() // no-op once the store has taken it
 
 	var streams stdio
-	var stderrTail *tailBuffer
-	if spec.Stdin != nil {
-		if err := streams.inputPipe(spec.Stdin, wasi.SetStdinFile); err != nil {
-			return Result{}, fmt.Errorf("set up stdin: %w", err)
-		}
-	}
+	defer streams.releaseGuestEnds()
 	defer streams.closeStdin()
-	if spec.Stdout != nil {
-		if err := streams.outputPipe(spec.Stdout, wasi.SetStdoutFile); err != nil {
-			return Result{}, fmt.Errorf("set up stdout: %w", err)
-		}
+	stderrTail := newTailBuffer(2048)
+	if err := streams.configure(spec, stderrTail, wasi.SetStdinFile, wasi.SetStdoutFile, wasi.SetStderrFile); err != nil {
+		return Result{}, err
 	}
-	stderrTail = newTailBuffer(2048)
-	{
-		var w = writerOr(spec.Stderr)
-		if err := streams.outputPipe(multiWriter(w, stderrTail), wasi.SetStderrFile); err != nil {
-			return Result{}, fmt.Errorf("set up stderr: %w", err)
-		}
-	}
+	streams.releaseGuestEnds() // wasmtime has opened them
 
 	rs := &runState{done: ctx.Done(), monotonicStart: time.Now()}
 	store := wasmtime.NewStoreWithData(m.e.engine, rs)

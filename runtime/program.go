@@ -174,7 +174,7 @@ func (e *Engine) load(kind Kind, key string, wasm []byte) (*Program, error) {
 	path := e.artifactPath(key, kind)
 	if path != "" {
 		if payload, ok := e.readArtifact(path); ok {
-			impl, err := be.deserialize(payload)
+			impl, err := be.deserialize(path, payload)
 			if err == nil {
 				e.diskHits.Add(1)
 				p.impl = impl
@@ -206,7 +206,9 @@ func (e *Engine) load(kind Kind, key string, wasm []byte) (*Program, error) {
 // backend compiles and deserializes one kind of program.
 type backend interface {
 	compile(wasm []byte) (compiledImpl, error)
-	deserialize(artifact []byte) (compiledImpl, error)
+	// deserialize loads a verified artifact: payload is its content, path
+	// the cache file holding it followed by the trailer.
+	deserialize(path string, payload []byte) (compiledImpl, error)
 }
 
 // compiledImpl is a program that can also be written to the compiled cache.

@@ -7,16 +7,19 @@ import (
 	"sync"
 )
 
-// wasmtime-go's WASI configuration takes file paths for the standard
-// streams, while Spec carries io.Reader/io.Writer. Each stream is therefore a
-// pipe whose guest end wasmtime opens by its /proc/self/fd path (wasmtime
-// opens it immediately, so our copy of that end is closed at once) and whose
-// host end a goroutine copies. When the store is deleted wasmtime closes its
-// ends, the output copiers see EOF, and wait returns once every byte has
-// been written to the Spec's writers.
+// wasmtime takes file paths for the guest's standard streams, while Spec
+// carries io.Reader/io.Writer. Each stream is therefore a pipe: wasmtime
+// opens the guest end by its /proc/self/fd path, and a goroutine copies the
+// host end. Our own descriptor of the guest end is closed (releaseGuestEnds)
+// once wasmtime has opened it: for modules right after configuring WASI, for
+// components after the run. When wasmtime deletes the store it closes its
+// descriptors, the output copiers see EOF, and wait returns once every byte
+// has been written to the Spec's writers.
 
 type stdio struct {
 	copiers sync.WaitGroup
+	// guestEnds are our descriptors of the pipe ends wasmtime opens.
+	guestEnds []*os.File
 	// stdinW is the host end of the stdin pipe (nil without Stdin).
 	stdinW    *os.File
 	closeOnce sync.Once
@@ -25,19 +28,14 @@ type stdio struct {
 // procFD names an open descriptor of this process as a path.
 func procFD(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
 
-// outputPipe returns the path wasmtime should open for an output stream and
+// output returns the path wasmtime should open for an output stream and
 // starts the copier to w.
-func (s *stdio) outputPipe(w io.Writer, set func(path string) error) error {
+func (s *stdio) output(w io.Writer) (string, error) {
 	r, pw, err := os.Pipe()
 	if err != nil {
-		return err
+		return "", err
 	}
-	err = set(procFD(pw))
-	pw.Close()
-	if err != nil {
-		r.Close()
-		return err
-	}
+	s.guestEnds = append(s.guestEnds, pw)
 	s.copiers.Add(1)
 	go func() {
 		defer s.copiers.Done()
@@ -48,21 +46,17 @@ func (s *stdio) outputPipe(w io.Writer, set func(path string) error) error {
 			_, _ = io.Copy(io.Discard, r)
 		}
 	}()
-	return nil
+	return procFD(pw), nil
 }
 
-// inputPipe feeds rd to the guest's stdin.
-func (s *stdio) inputPipe(rd io.Reader, set func(path string) error) error {
+// input returns the path wasmtime should open for stdin and starts feeding
+// rd into it.
+func (s *stdio) input(rd io.Reader) (string, error) {
 	pr, w, err := os.Pipe()
 	if err != nil {
-		return err
+		return "", err
 	}
-	err = set(procFD(pr))
-	pr.Close()
-	if err != nil {
-		w.Close()
-		return err
-	}
+	s.guestEnds = append(s.guestEnds, pr)
 	s.stdinW = w
 	go func() {
 		// Not waited for: rd may block forever (a terminal). Closing w in
@@ -71,7 +65,15 @@ func (s *stdio) inputPipe(rd io.Reader, set func(path string) error) error {
 		_, _ = io.Copy(w, rd)
 		s.closeStdin()
 	}()
-	return nil
+	return procFD(pr), nil
+}
+
+// releaseGuestEnds closes our descriptors of the guest ends (idempotent).
+func (s *stdio) releaseGuestEnds() {
+	for _, f := range s.guestEnds {
+		f.Close()
+	}
+	s.guestEnds = nil
 }
 
 // closeStdin gives the guest EOF on stdin (idempotent).
@@ -81,8 +83,8 @@ func (s *stdio) closeStdin() {
 	}
 }
 
-// wait returns when stdout and stderr are fully copied; the store (which
-// holds wasmtime's ends of the pipes) must be deleted first.
+// wait returns when stdout and stderr are fully copied; wasmtime must have
+// closed its descriptors (store deleted) and releaseGuestEnds been called.
 func (s *stdio) wait() { s.copiers.Wait() }
 
 // tailBuffer is an io.Writer remembering the last bytes written to it.
@@ -133,4 +135,36 @@ func multiWriter(w io.Writer, tail *tailBuffer) io.Writer { return teeTail{w, ta
 func (t teeTail) Write(p []byte) (int, error) {
 	t.tail.Write(p)
 	return t.w.Write(p)
+}
+
+// configure creates the pipes for spec's streams and hands their paths to
+// the setters. Stderr is always captured (its tail feeds out-of-memory
+// detection); stdout only when spec.Stdout is set; stdin when spec.Stdin is.
+func (s *stdio) configure(spec Spec, stderrTail *tailBuffer, setStdin, setStdout, setStderr func(string) error) error {
+	if spec.Stdin != nil {
+		p, err := s.input(spec.Stdin)
+		if err == nil {
+			err = setStdin(p)
+		}
+		if err != nil {
+			return fmt.Errorf("set up stdin: %w", err)
+		}
+	}
+	if spec.Stdout != nil {
+		p, err := s.output(spec.Stdout)
+		if err == nil {
+			err = setStdout(p)
+		}
+		if err != nil {
+			return fmt.Errorf("set up stdout: %w", err)
+		}
+	}
+	p, err := s.output(multiWriter(writerOr(spec.Stderr), stderrTail))
+	if err == nil {
+		err = setStderr(p)
+	}
+	if err != nil {
+		return fmt.Errorf("set up stderr: %w", err)
+	}
+	return nil
 }

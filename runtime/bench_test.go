@@ -1,0 +1,111 @@
+package runtime_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/wasilet/wasilet/runtime"
+)
+
+// Start = Load + one Run of `testprog exit 0` (a ~3 MB Go wasip1 module),
+// from three states of the compiled cache:
+//   - cold: a fresh engine without an artifact, so Load compiles;
+//   - disk: a fresh engine (a restarted node) with the artifact on disk;
+//   - warm: the engine already holds the program in memory.
+func BenchmarkStart(b *testing.B) {
+	wasm, key := readTestprog(b)
+	spec := runtime.Spec{Name: "testprog", Args: []string{"exit", "0"}}
+	ctx := context.Background()
+	start := func(b *testing.B, e *runtime.Engine, digest string) {
+		p, err := e.Load(ctx, wasm, digest)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := p.Run(ctx, spec)
+		if err != nil || res.Reason != runtime.ReasonCompleted {
+			b.Fatalf("run: %+v %v", res, err)
+		}
+	}
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			e, err := runtime.NewEngine(runtime.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			start(b, e, "")
+			b.StopTimer()
+			e.Close()
+			b.StartTimer()
+		}
+	})
+	b.Run("disk", func(b *testing.B) {
+		dir := b.TempDir()
+		seed, err := runtime.NewEngine(runtime.Options{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start(b, seed, "")
+		seed.Close()
+		for b.Loop() {
+			b.StopTimer()
+			e, err := runtime.NewEngine(runtime.Options{CacheDir: dir})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			start(b, e, "sha256:"+key)
+			b.StopTimer()
+			if s := e.Stats(); s.DiskHits != 1 {
+				b.Fatalf("not a disk hit: %+v", s)
+			}
+			e.Close()
+			b.StartTimer()
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		e := newEngine(b, "")
+		start(b, e, "")
+		for b.Loop() {
+			start(b, e, "sha256:"+key)
+		}
+	})
+	b.Run("warm-hashing", func(b *testing.B) {
+		// As warm, but Load hashes the 3 MB binary to find its key.
+		e := newEngine(b, "")
+		start(b, e, "")
+		for b.Loop() {
+			start(b, e, "")
+		}
+	})
+}
+
+// BenchmarkRun is instantiate + run of `testprog exit 0` with a loaded
+// program: the per-container cost once the image is cached.
+func BenchmarkRun(b *testing.B) {
+	p := testprog(b)
+	spec := runtime.Spec{Name: "testprog", Args: []string{"exit", "0"}}
+	for b.Loop() {
+		res, err := p.Run(context.Background(), spec)
+		if err != nil || res.Reason != runtime.ReasonCompleted {
+			b.Fatalf("run: %+v %v", res, err)
+		}
+	}
+}
+
+// BenchmarkRunWAT is the same for a module that only returns from _start,
+// isolating the runtime's per-run overhead (store, WASI context, pipes,
+// goroutines) from the Go guest's own start-up.
+func BenchmarkRunWAT(b *testing.B) {
+	e := newEngine(b, "")
+	p, err := e.Load(context.Background(), watModule(b, `(module (func (export "_start")))`), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := p.Run(context.Background(), runtime.Spec{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
