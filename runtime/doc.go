@@ -2,5 +2,32 @@
 // a process, compiling WASI p1 core modules and WASI p2 components (and caching
 // their compiled artifacts on disk and in memory), and running them with argv,
 // environment, preopened directories, standard streams, memory limits and
-// epoch-based cancellation. It knows nothing of Kubernetes.
+// epoch-based cancellation. It knows nothing of Kubernetes, OCI or the node.
+//
+// Usage:
+//
+//	e, err := runtime.NewEngine(runtime.Options{CacheDir: "/var/lib/wasilet/cache"})
+//	...
+//	defer e.Close()
+//	prog, err := e.Load(ctx, wasm, "sha256:…") // module or component, detected
+//	res, err := prog.Run(ctx, runtime.Spec{
+//		Name:        "app",                       // argv[0]
+//		Args:        []string{"--port", "80"},
+//		Env:         []string{"K=V"},
+//		Mounts:      []runtime.Mount{{HostPath: dir, GuestPath: "/data"}},
+//		Stdout:      stdout, Stderr: stderr,
+//		MemoryLimit: 64 << 20,
+//		Timeout:     time.Minute,
+//	})
+//	// err: the host could not run it. res: how the guest ended
+//	// (ExitCode, Reason Completed/Error/OOMKilled/Killed, Message).
+//
+// One Engine serves every run of a process: Load and Run are safe for
+// concurrent use, and concurrent loads of one binary compile it once.
+// Cancelling Run's context (or Spec.Timeout) stops the guest within about one
+// epoch tick (10 ms), whether it is computing or sleeping.
+//
+// What this package does not own: pulling images (package oci), turning pods
+// into Specs and logs (the node), and the C component bindings
+// (runtime/internal/wasmtimec, used through the same Program type).
 package runtime
