@@ -1,9 +1,12 @@
 package wasmtimec
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
 )
 
 func testprogBytes(b *testing.B) []byte {
@@ -73,4 +76,47 @@ func BenchmarkRun(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkModuleRun is the same test program as a WASI p1 core module run
+// through wasmtime-go's Go API, for comparison with BenchmarkRun.
+func BenchmarkModuleRun(b *testing.B) {
+	path := filepath.Join(wasmDir(b), "testprog.wasm")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatalf("the module build of the test program is missing (%v): run hack/wasm.sh or set WASILET_WASM_DIR", err)
+	}
+	e := testEngine(b)
+	mod, err := wasmtime.NewModule(e, data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	linker := wasmtime.NewLinker(e)
+	if err := linker.DefineWasi(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		store := wasmtime.NewStore(e)
+		store.SetEpochDeadline(1 << 40)
+		wasi := wasmtime.NewWasiConfig()
+		wasi.SetArgv(args("exit 0"))
+		store.SetWasi(wasi)
+		inst, err := linker.Instantiate(store, mod)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = inst.GetFunc(store, "_start").Call(store)
+		var werr *wasmtime.Error
+		if code, ok := 0, errors.As(err, &werr); ok {
+			if c, isExit := werr.ExitStatus(); isExit {
+				code = int(c)
+			}
+			if code != 0 {
+				b.Fatal(err)
+			}
+		} else if err != nil {
+			b.Fatal(err)
+		}
+		store.Close()
+	}
 }

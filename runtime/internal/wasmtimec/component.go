@@ -77,7 +77,7 @@ func load(engine *wasmtime.Engine, data []byte, serialized bool) (*Component, er
 		return nil, fmt.Errorf("%s: %w", what, takeError(cerr))
 	}
 	var msg *C.char
-	linker := C.wasilet_linker_new(ep, &msg)
+	linker := C.wasmtimec_linker_new(ep, &msg)
 	runtime.KeepAlive(engine)
 	if linker == nil {
 		C.wasmtime_component_delete(ptr)
@@ -87,7 +87,7 @@ func load(engine *wasmtime.Engine, data []byte, serialized bool) (*Component, er
 		engine:  engine,
 		ptr:     ptr,
 		linker:  linker,
-		runFunc: C.wasilet_lookup_run(ptr),
+		runFunc: C.wasmtimec_lookup_run(ptr),
 	}
 	// A safety net only: callers are expected to Close.
 	runtime.SetFinalizer(c, (*Component).Close)
@@ -180,7 +180,7 @@ func (e *Error) Error() string { return e.Message }
 
 // takeError turns a wasmtime_error_t into an *Error and deletes it.
 func takeError(err *C.wasmtime_error_t) *Error {
-	return newError(takeCString(C.wasilet_error_take(err)))
+	return newError(takeCString(C.wasmtimec_error_take(err)))
 }
 
 func newError(raw string) *Error {

@@ -48,11 +48,20 @@
 //     wasmtime's message.
 //   - Memory: MemoryLimit caps each linear memory through the store limiter;
 //     growth beyond it fails inside the guest (memory.grow returns -1) and an
-//     initial memory above it makes instantiation fail ("exceeds memory
-//     limits"). What the guest does after a refused growth is up to it (Go:
-//     "fatal error: out of memory"-style runtime throw and exit 1; Rust:
-//     abort, a trap), so a Run cannot tell an out-of-memory death from other
-//     failures by itself.
+//     initial memory above it makes instantiation fail (InstantiateError
+//     with MemoryLimit set). What the guest does after a refused growth is up
+//     to it (Go: a runtime "fatal error" and exit 1; Rust: abort, a trap).
+//     The C API offers no way to observe a refused growth or a component's
+//     memory size, so Run cannot tell an out-of-memory death from other
+//     failures by itself; the caller has the guest's stderr.
+//   - Go programs adapted with the preview1 adapter cannot grow their heap
+//     at all, with or without a limit: the adapter claims pages of the main
+//     module's memory with memory.grow before Go starts, and Go's wasm
+//     runtime assumes it owns all memory above its data, so the first heap
+//     growth dies with "fatal error: grew heap, but no adequate free space
+//     found" (the same under jco run; an upstream Go/adapter limitation, not
+//     this host's). Such components work while their heap fits the initial
+//     memory.
 //   - Cancellation: every store gets an epoch-deadline callback that checks a
 //     flag set when the context is done; the guest stops at the next engine
 //     epoch tick. The engine needs epoch interruption and a ticker. A guest

@@ -96,6 +96,10 @@ var ErrNotCommand = errors.New("component does not export wasi:cli/run@0.2.x (no
 // exceeds MemoryLimit.
 type InstantiateError struct {
 	Err *Error
+	// MemoryLimit is set when the instance was refused because a linear
+	// memory's initial size exceeds RunConfig.MemoryLimit (the runtime
+	// reports that as OOMKilled).
+	MemoryLimit bool
 }
 
 func (e *InstantiateError) Error() string { return "instantiate component: " + e.Err.Message }
@@ -135,7 +139,7 @@ func (c *Component) Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 		return RunResult{}, err
 	}
 
-	cancel := C.wasilet_cancel_new()
+	cancel := C.wasmtimec_cancel_new()
 	if cancel == nil {
 		C.wasi_config_delete(wasi)
 		return RunResult{}, errors.New("run component: out of memory")
@@ -148,18 +152,18 @@ func (c *Component) Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !freed {
-			C.wasilet_cancel_set(cancel)
+			C.wasmtimec_cancel_set(cancel)
 		}
 	})
 
-	var out C.wasilet_run_result_t
-	C.wasilet_run(ep, c.ptr, c.linker, c.runFunc, wasi, C.int64_t(cfg.MemoryLimit), cancel, &out)
+	var out C.wasmtimec_run_result_t
+	C.wasmtimec_run(ep, c.ptr, c.linker, c.runFunc, wasi, C.int64_t(cfg.MemoryLimit), cancel, &out)
 	runtime.KeepAlive(c.engine)
 
 	stop()
 	mu.Lock()
 	freed = true
-	C.wasilet_cancel_free(cancel)
+	C.wasmtimec_cancel_free(cancel)
 	mu.Unlock()
 
 	msg := newError(takeCString(out.message))
@@ -174,7 +178,10 @@ func (c *Component) Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 	case C.WASILET_RUN_CANCELLED:
 		return RunResult{Outcome: Cancelled, ExitCode: 1, Message: msg.Message, Detail: msg.Detail}, nil
 	case C.WASILET_RUN_INSTANTIATE:
-		return RunResult{}, &InstantiateError{Err: msg}
+		return RunResult{}, &InstantiateError{
+			Err:         msg,
+			MemoryLimit: cfg.MemoryLimit > 0 && strings.Contains(msg.Message, "exceeds memory limits"),
+		}
 	default:
 		return RunResult{}, fmt.Errorf("run component: %w", msg)
 	}

@@ -210,8 +210,8 @@ func TestRunTrap(t *testing.T) {
 func TestRunMissingImport(t *testing.T) {
 	_, err := compileTestdata(t, "missing-import.wat").Run(t.Context(), RunConfig{})
 	var ie *InstantiateError
-	if !errors.As(err, &ie) {
-		t.Fatalf("got %v, want an InstantiateError", err)
+	if !errors.As(err, &ie) || ie.MemoryLimit {
+		t.Fatalf("got %v, want an InstantiateError not about memory", err)
 	}
 	if !strings.Contains(err.Error(), "wasilet:test/missing@0.1.0") {
 		t.Errorf("error does not name the import: %v", err)
@@ -326,7 +326,7 @@ func TestMemoryLimit(t *testing.T) {
 	big := compileTestdata(t, "big-memory.wat")
 	_, err := big.Run(t.Context(), RunConfig{MemoryLimit: 8 << 20})
 	var ie *InstantiateError
-	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "exceeds memory limits") {
+	if !errors.As(err, &ie) || !ie.MemoryLimit || !strings.Contains(err.Error(), "exceeds memory limits") {
 		t.Errorf("64 MiB memory under an 8 MiB limit: %v", err)
 	}
 	if res, err := big.Run(t.Context(), RunConfig{MemoryLimit: 128 << 20}); err != nil || res.ExitCode != 0 {

@@ -5,24 +5,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct wasilet_cancel {
+struct wasmtimec_cancel {
   atomic_int set;
 };
 
-wasilet_cancel_t *wasilet_cancel_new(void) {
-  wasilet_cancel_t *c = malloc(sizeof *c);
+wasmtimec_cancel_t *wasmtimec_cancel_new(void) {
+  wasmtimec_cancel_t *c = malloc(sizeof *c);
   if (c != NULL)
     atomic_init(&c->set, 0);
   return c;
 }
 
-void wasilet_cancel_set(wasilet_cancel_t *c) { atomic_store(&c->set, 1); }
+void wasmtimec_cancel_set(wasmtimec_cancel_t *c) { atomic_store(&c->set, 1); }
 
-bool wasilet_cancel_is_set(wasilet_cancel_t *c) {
+bool wasmtimec_cancel_is_set(wasmtimec_cancel_t *c) {
   return atomic_load(&c->set) != 0;
 }
 
-void wasilet_cancel_free(wasilet_cancel_t *c) { free(c); }
+void wasmtimec_cancel_free(wasmtimec_cancel_t *c) { free(c); }
 
 static char *dup_n(const char *s, size_t n) {
   char *out = malloc(n + 1);
@@ -34,7 +34,7 @@ static char *dup_n(const char *s, size_t n) {
   return out;
 }
 
-char *wasilet_error_take(wasmtime_error_t *err) {
+char *wasmtimec_error_take(wasmtime_error_t *err) {
   wasm_name_t msg = {0, NULL};
   wasmtime_error_message(err, &msg);
   char *out = dup_n(msg.data, msg.size);
@@ -50,7 +50,7 @@ epoch_callback(wasmtime_context_t *context, void *data,
                uint64_t *epoch_deadline_delta,
                wasmtime_update_deadline_kind_t *update_kind) {
   (void)context;
-  if (wasilet_cancel_is_set((wasilet_cancel_t *)data))
+  if (wasmtimec_cancel_is_set((wasmtimec_cancel_t *)data))
     return wasmtime_error_new("wasilet: guest stopped: run cancelled");
   *epoch_deadline_delta = 1;
   *update_kind = WASILET_UPDATE_DEADLINE_CONTINUE;
@@ -61,7 +61,7 @@ static const char run_iface[] = "wasi:cli/run@0.2.0";
 static const char run_name[] = "run";
 
 wasmtime_component_export_index_t *
-wasilet_lookup_run(const wasmtime_component_t *component) {
+wasmtimec_lookup_run(const wasmtime_component_t *component) {
   wasmtime_component_export_index_t *iface =
       wasmtime_component_get_export_index(component, NULL, run_iface,
                                           sizeof run_iface - 1);
@@ -73,12 +73,12 @@ wasilet_lookup_run(const wasmtime_component_t *component) {
   return fn;
 }
 
-wasmtime_component_linker_t *wasilet_linker_new(const wasm_engine_t *engine,
+wasmtime_component_linker_t *wasmtimec_linker_new(const wasm_engine_t *engine,
                                                 char **err_msg) {
   wasmtime_component_linker_t *linker = wasmtime_component_linker_new(engine);
   wasmtime_error_t *err = wasmtime_component_linker_add_wasip2(linker);
   if (err != NULL) {
-    *err_msg = wasilet_error_take(err);
+    *err_msg = wasmtimec_error_take(err);
     wasmtime_component_linker_delete(linker);
     return NULL;
   }
@@ -86,8 +86,8 @@ wasmtime_component_linker_t *wasilet_linker_new(const wasm_engine_t *engine,
 }
 
 // Fills out from a failed call or instantiation.
-static void failed(wasilet_run_result_t *out, wasmtime_error_t *err,
-                   wasilet_cancel_t *cancel, int status) {
+static void failed(wasmtimec_run_result_t *out, wasmtime_error_t *err,
+                   wasmtimec_cancel_t *cancel, int status) {
   int code = 0;
   if (wasmtime_error_exit_status(err, &code)) {
     out->status = WASILET_RUN_EXITED;
@@ -95,22 +95,22 @@ static void failed(wasilet_run_result_t *out, wasmtime_error_t *err,
     wasmtime_error_delete(err);
     return;
   }
-  if (cancel != NULL && wasilet_cancel_is_set(cancel)) {
+  if (cancel != NULL && wasmtimec_cancel_is_set(cancel)) {
     out->status = WASILET_RUN_CANCELLED;
     out->exit_code = 1;
-    out->message = wasilet_error_take(err);
+    out->message = wasmtimec_error_take(err);
     return;
   }
   out->status = status;
   out->exit_code = 1;
-  out->message = wasilet_error_take(err);
+  out->message = wasmtimec_error_take(err);
 }
 
-void wasilet_run(wasm_engine_t *engine, const wasmtime_component_t *component,
+void wasmtimec_run(wasm_engine_t *engine, const wasmtime_component_t *component,
                  const wasmtime_component_linker_t *linker,
                  const wasmtime_component_export_index_t *run_func,
                  wasi_config_t *wasi, int64_t memory_limit,
-                 wasilet_cancel_t *cancel, wasilet_run_result_t *out) {
+                 wasmtimec_cancel_t *cancel, wasmtimec_run_result_t *out) {
   out->status = WASILET_RUN_SETUP;
   out->exit_code = 1;
   out->message = NULL;
@@ -126,7 +126,7 @@ void wasilet_run(wasm_engine_t *engine, const wasmtime_component_t *component,
 
   wasmtime_error_t *err = wasmtime_context_set_wasi(context, wasi); // consumes
   if (err != NULL) {
-    out->message = wasilet_error_take(err);
+    out->message = wasmtimec_error_take(err);
     goto done;
   }
 

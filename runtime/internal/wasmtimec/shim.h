@@ -8,15 +8,15 @@
 
 // A cancellation flag shared by the Go goroutine that watches a context and
 // the epoch-deadline callback of one store. Allocated in C memory.
-typedef struct wasilet_cancel wasilet_cancel_t;
-wasilet_cancel_t *wasilet_cancel_new(void);
-void wasilet_cancel_set(wasilet_cancel_t *c);
-bool wasilet_cancel_is_set(wasilet_cancel_t *c);
-void wasilet_cancel_free(wasilet_cancel_t *c);
+typedef struct wasmtimec_cancel wasmtimec_cancel_t;
+wasmtimec_cancel_t *wasmtimec_cancel_new(void);
+void wasmtimec_cancel_set(wasmtimec_cancel_t *c);
+bool wasmtimec_cancel_is_set(wasmtimec_cancel_t *c);
+void wasmtimec_cancel_free(wasmtimec_cancel_t *c);
 
 // Takes the message of err (a NUL-terminated copy allocated with malloc,
 // never NULL) and deletes err.
-char *wasilet_error_take(wasmtime_error_t *err);
+char *wasmtimec_error_take(wasmtime_error_t *err);
 
 // What one run ended with.
 enum {
@@ -28,30 +28,30 @@ enum {
   WASILET_RUN_SETUP = 5,       // the host could not set up the store; message
 };
 
-typedef struct wasilet_run_result {
+typedef struct wasmtimec_run_result {
   int status;
   int exit_code;
   char *message; // malloc'd or NULL; the caller frees it
-} wasilet_run_result_t;
+} wasmtimec_run_result_t;
 
 // Runs the `run` function (run_func: an export index of the component,
-// looked up with wasilet_lookup_run) of a fresh instance of component in a
+// looked up with wasmtimec_lookup_run) of a fresh instance of component in a
 // fresh store. wasi is consumed. memory_limit <= 0 means no limit. Every
 // handle created here is released before returning.
-void wasilet_run(wasm_engine_t *engine, const wasmtime_component_t *component,
+void wasmtimec_run(wasm_engine_t *engine, const wasmtime_component_t *component,
                  const wasmtime_component_linker_t *linker,
                  const wasmtime_component_export_index_t *run_func,
                  wasi_config_t *wasi, int64_t memory_limit,
-                 wasilet_cancel_t *cancel, wasilet_run_result_t *out);
+                 wasmtimec_cancel_t *cancel, wasmtimec_run_result_t *out);
 
 // Finds the `run` function of the `wasi:cli/run@0.2.x` export of
 // component. Returns NULL if there is none. The caller deletes the index.
 wasmtime_component_export_index_t *
-wasilet_lookup_run(const wasmtime_component_t *component);
+wasmtimec_lookup_run(const wasmtime_component_t *component);
 
 // Creates a component linker with WASI p2 defined. On failure returns NULL
 // and sets *err_msg (malloc'd).
-wasmtime_component_linker_t *wasilet_linker_new(const wasm_engine_t *engine,
+wasmtime_component_linker_t *wasmtimec_linker_new(const wasm_engine_t *engine,
                                                 char **err_msg);
 
 #endif
