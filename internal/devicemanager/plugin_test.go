@@ -277,4 +277,3 @@ func healthy(ids ...string) []*pluginapi.Device {
 	}
 	return out
 }
-
