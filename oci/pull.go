@@ -43,9 +43,16 @@ type PullOptions struct {
 	// Platforms is the OS preference (architecture wasm) when the reference
 	// names an image index; empty means [DefaultPlatforms].
 	Platforms []string
+	// MaxLayerSize bounds the declared size of the Wasm layer, so a registry
+	// cannot fill the node's disk; 0 means [DefaultMaxLayerSize]. A larger
+	// layer fails with errdefs.ErrResourceExhausted before any download.
+	MaxLayerSize int64
 	// Progress, if set, sees every blob the pull moves or skips.
 	Progress func(Progress)
 }
+
+// DefaultMaxLayerSize is the largest Wasm layer Pull accepts by default.
+const DefaultMaxLayerSize = 1 << 30
 
 // Artifact is a Wasm artifact in the store.
 type Artifact struct {
@@ -270,6 +277,13 @@ func (s *Store) fetch(ctx context.Context, repo *remote.Repository, r Reference,
 	}
 	if _, err := configPlatform(r.String(), f, configBytes); err != nil {
 		return nil, err
+	}
+	limit := opts.MaxLayerSize
+	if limit <= 0 {
+		limit = DefaultMaxLayerSize
+	}
+	if size := m.Layers[0].Size; size > limit {
+		return nil, fmt.Errorf("layer %s is %d bytes, more than the limit of %d: %w", m.Layers[0].Digest, size, limit, errdefs.ErrResourceExhausted)
 	}
 	if err := s.fetchLayer(ctx, repo, r, m.Layers[0], opts.Progress); err != nil {
 		return nil, fmt.Errorf("layer: %w", err)

@@ -309,6 +309,30 @@ func TestPullUnsupported(t *testing.T) {
 	}
 }
 
+// TestPullLayerLimit: a layer larger than MaxLayerSize is refused before
+// any download.
+func TestPullLayerLimit(t *testing.T) {
+	reg := startRegistry(t, registryOptions{})
+	p := startProxy(t, reg)
+	ctx := ctxT(t)
+	file := writeFile(t, t.TempDir(), "big.wasm", append(wasmModule("limit"), make([]byte, 4096)...))
+	res, err := oci.Push(ctx, file, reg+"/limit/app:v1", oci.PushOptions{Remote: anonymous})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t)
+	_, err = s.Pull(ctx, p.Addr+"/limit/app:v1", oci.PullOptions{Remote: anonymous, MaxLayerSize: 4096})
+	if !errdefs.IsResourceExhausted(err) || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("pull over the limit error = %v, want resource exhausted", err)
+	}
+	if n := p.count("GET", "blobs", res.Layer.Digest.String()); n != 0 {
+		t.Errorf("layer over the limit was requested %d times", n)
+	}
+	if _, err := s.Pull(ctx, p.Addr+"/limit/app:v1", oci.PullOptions{Remote: anonymous, MaxLayerSize: res.Layer.Size}); err != nil {
+		t.Errorf("pull at the limit: %v", err)
+	}
+}
+
 // blobFiles lists the blob files of a store.
 func blobFiles(t testing.TB, s *oci.Store) []string {
 	t.Helper()
@@ -561,6 +585,48 @@ func TestPullCached(t *testing.T) {
 	}
 	if len(imgs) != 1 || len(imgs[0].Refs) != 2 || imgs[0].Digest != first.Digest || imgs[0].Size == 0 {
 		t.Errorf("List = %+v", imgs)
+	}
+}
+
+// TestDamagedStoreHeals: a stored manifest damaged on disk is dropped and
+// fetched again rather than failing every pull.
+func TestDamagedStoreHeals(t *testing.T) {
+	reg := startRegistry(t, registryOptions{})
+	ctx := ctxT(t)
+	file := writeFile(t, t.TempDir(), "heal.wasm", wasmModule("heal"))
+	res, err := oci.Push(ctx, file, reg+"/heal/app:v1", oci.PushOptions{Remote: anonymous})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t)
+	ref := reg + "/heal/app:v1"
+	if _, err := s.Pull(ctx, ref, oci.PullOptions{Remote: anonymous}); err != nil {
+		t.Fatal(err)
+	}
+	mpath := filepath.Join(s.Root(), "blobs", "sha256", res.Manifest.Digest.Encoded())
+	if err := os.Chmod(mpath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x20
+	if err := os.WriteFile(mpath, b, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Resolve(ctx, ref); !errors.Is(err, oci.ErrNotPresent) {
+		t.Errorf("Resolve of a damaged manifest error = %v, want ErrNotPresent", err)
+	}
+	a, err := s.Pull(ctx, ref, oci.PullOptions{Remote: anonymous, Policy: oci.PullIfNotPresent})
+	if err != nil {
+		t.Fatalf("pull after damage: %v", err)
+	}
+	if a.Digest != res.Manifest.Digest {
+		t.Errorf("pulled %s, want %s", a.Digest, res.Manifest.Digest)
+	}
+	if got, err := os.ReadFile(mpath); err != nil || digest.FromBytes(got) != res.Manifest.Digest {
+		t.Errorf("manifest not restored: %v", err)
 	}
 }
 

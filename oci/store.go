@@ -160,13 +160,21 @@ func (s *Store) readLocal(ctx context.Context, d ocispec.Descriptor) ([]byte, er
 		return nil, fmt.Errorf("%s is %d bytes, more than the %d allowed for metadata: %w", d.Digest, d.Size, maxMetadataSize, errdefs.ErrInvalidArgument)
 	}
 	b, err := content.FetchAll(ctx, s.layout, d)
-	if err != nil {
-		if errors.Is(err, errdef.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s: %w", d.Digest, ErrNotPresent)
+	switch {
+	case err == nil:
+		return b, nil
+	case errors.Is(err, errdef.ErrNotFound) || errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("%s: %w", d.Digest, ErrNotPresent)
+	case errors.Is(err, content.ErrMismatchedDigest) || errors.Is(err, content.ErrTrailingData) ||
+		errors.Is(err, io.ErrUnexpectedEOF):
+		// Damaged on disk after it was verified: drop it so the next pull
+		// fetches it again instead of failing on it forever.
+		if rmErr := os.Remove(s.blobPath(d.Digest)); rmErr != nil && !os.IsNotExist(rmErr) {
+			return nil, fmt.Errorf("%s is damaged in the store (%v) and cannot be removed: %w", d.Digest, err, rmErr)
 		}
-		return nil, classify("", err)
+		return nil, fmt.Errorf("%s was damaged in the store (%v) and was removed: %w", d.Digest, err, ErrNotPresent)
 	}
-	return b, nil
+	return nil, classify("", err)
 }
 
 // exists reports whether a blob is in the store.
