@@ -11,7 +11,10 @@
 // reference, downloads what the store lacks, verifies every byte against its
 // digest before it becomes visible, and records the reference so
 // [Store.Resolve] answers offline; [PullPolicy] is Kubernetes'
-// imagePullPolicy. Concurrent pulls of one digest share one download.
+// imagePullPolicy. Concurrent pulls of one digest share one download (each
+// caller's own credentials still resolve the manifest first). Wasm layers
+// above PullOptions.MaxLayerSize (default 1 GiB) are refused before download;
+// a stored blob found damaged on disk is dropped and fetched again.
 // [Store.GC] deletes blobs no reference reaches (optionally dropping
 // references a keep function rejects first); [Store.Remove] forgets
 // references; [Store.List] lists what is stored.

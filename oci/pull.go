@@ -196,7 +196,10 @@ func (s *Store) pull(ctx context.Context, r Reference, opts PullOptions) (*Artif
 	if err := checkDescriptor(top); err != nil {
 		return nil, err
 	}
-	key := "pull\x00" + top.Digest.String() + "\x00" + strings.Join(opts.Platforms, ",")
+	// Callers of one digest share the download. Each has proven its own
+	// access with the HEAD above (made with its own credentials), so sharing
+	// the leader's transfer leaks nothing.
+	key := fmt.Sprintf("pull\x00%s\x00%s\x00%d", top.Digest, strings.Join(opts.Platforms, ","), opts.MaxLayerSize)
 	v, err := s.once(ctx, key, func(ctx context.Context) (any, error) {
 		return s.fetch(ctx, repo, r, top, opts)
 	})
