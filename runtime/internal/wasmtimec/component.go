@@ -34,8 +34,10 @@ type Component struct {
 	runFunc *C.wasmtime_component_export_index_t // nil: no wasi:cli/run export
 }
 
-// Compile compiles a component binary (not a core module) with engine. The
-// engine must have the component model enabled (wasmtime's default).
+// Compile compiles a component (binary, or component text format: wasmtime
+// parses WAT too) with engine; a core module is refused. The engine must have
+// the component model enabled (wasmtime's default). Errors are *Error with
+// wasmtime's message, wrapped.
 func Compile(engine *wasmtime.Engine, wasm []byte) (*Component, error) {
 	return load(engine, wasm, false)
 }
