@@ -1,0 +1,151 @@
+package podresources
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	podresourcesapi "k8s.io/kubelet/pkg/apis/podresources/v1"
+
+	"github.com/wasilet/wasilet/internal/devicemanager"
+)
+
+type fakePods struct {
+	mu   sync.Mutex
+	pods []*corev1.Pod
+}
+
+func (f *fakePods) Pods() []*corev1.Pod {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pods
+}
+
+type fakeDevices struct {
+	held        map[types.UID]map[string]map[string][]devicemanager.Device
+	allocatable map[string][]devicemanager.Device
+}
+
+func (f *fakeDevices) ContainerDevices(uid types.UID, c string) map[string][]devicemanager.Device {
+	return f.held[uid][c]
+}
+func (f *fakeDevices) AllocatableDevices() map[string][]devicemanager.Device { return f.allocatable }
+
+func pod(uid, name string, phase corev1.PodPhase, init []corev1.Container, cs ...string) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid), Name: name, Namespace: "ns"}}
+	p.Spec.InitContainers = init
+	for _, c := range cs {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: c})
+	}
+	p.Status.Phase = phase
+	return p
+}
+
+func client(t *testing.T, s *Server) podresourcesapi.PodResourcesListerClient {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+s.SocketPath(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return podresourcesapi.NewPodResourcesListerClient(conn)
+}
+
+func TestPodResourcesOverSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "pr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	always := corev1.ContainerRestartPolicyAlways
+	pods := &fakePods{pods: []*corev1.Pod{
+		pod("u1", "web", corev1.PodRunning, []corev1.Container{{Name: "setup"}, {Name: "sidecar", RestartPolicy: &always}}, "app", "idle"),
+		pod("u2", "done", corev1.PodSucceeded, nil, "app"),
+	}}
+	devs := &fakeDevices{
+		held: map[types.UID]map[string]map[string][]devicemanager.Device{
+			"u1": {
+				"app":     {"example.com/dev": {{ID: "d1", Healthy: true}, {ID: "d3", Healthy: true, NUMANodes: []int64{1}}}},
+				"sidecar": {"example.com/other": {{ID: "o1", Healthy: true}}},
+			},
+		},
+		allocatable: map[string][]devicemanager.Device{
+			"example.com/dev":   {{ID: "d1", Healthy: true}, {ID: "d2", Healthy: true}, {ID: "d3", Healthy: true, NUMANodes: []int64{1}}},
+			"example.com/other": {{ID: "o1", Healthy: true}},
+		},
+	}
+	// A stale socket from a previous run is replaced.
+	os.WriteFile(dir+"/"+Socket, nil, 0o600)
+	s, err := New(Options{Dir: dir, Pods: pods, Devices: devs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	c := client(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	wantWeb := &podresourcesapi.PodResources{Name: "web", Namespace: "ns", Containers: []*podresourcesapi.ContainerResources{
+		{Name: "sidecar", Devices: []*podresourcesapi.ContainerDevices{{ResourceName: "example.com/other", DeviceIds: []string{"o1"}}}},
+		{Name: "app", Devices: []*podresourcesapi.ContainerDevices{
+			{ResourceName: "example.com/dev", DeviceIds: []string{"d1"}},
+			{ResourceName: "example.com/dev", DeviceIds: []string{"d3"}, Topology: &podresourcesapi.TopologyInfo{Nodes: []*podresourcesapi.NUMANode{{ID: 1}}}},
+		}},
+		{Name: "idle"},
+	}}
+
+	list, err := c.List(ctx, &podresourcesapi.ListPodResourcesRequest{})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	wantList := &podresourcesapi.ListPodResourcesResponse{PodResources: []*podresourcesapi.PodResources{wantWeb}}
+	if !proto.Equal(list, wantList) {
+		t.Fatalf("List =\n%s\nwant\n%s", prototext.Format(list), prototext.Format(wantList))
+	}
+
+	get, err := c.Get(ctx, &podresourcesapi.GetPodResourcesRequest{PodName: "web", PodNamespace: "ns"})
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if !proto.Equal(get.PodResources, wantWeb) {
+		t.Fatalf("Get =\n%s", prototext.Format(get))
+	}
+	_, err = c.Get(ctx, &podresourcesapi.GetPodResourcesRequest{PodName: "nope", PodNamespace: "ns"})
+	if status.Code(err) != codes.NotFound || status.Convert(err).Message() != "pod nope in namespace ns not found" {
+		t.Fatalf("Get of a missing pod = %v, want NotFound", err)
+	}
+
+	alloc, err := c.GetAllocatableResources(ctx, &podresourcesapi.AllocatableResourcesRequest{})
+	if err != nil {
+		t.Fatalf("GetAllocatableResources: %v", err)
+	}
+	var ids []string
+	for _, d := range alloc.Devices {
+		ids = append(ids, d.ResourceName+"="+d.DeviceIds[0])
+	}
+	want := []string{"example.com/dev=d1", "example.com/dev=d2", "example.com/dev=d3", "example.com/other=o1"}
+	if len(ids) != len(want) {
+		t.Fatalf("allocatable = %v, want %v", ids, want)
+	}
+	for i := range want {
+		if ids[i] != want[i] {
+			t.Fatalf("allocatable = %v, want %v", ids, want)
+		}
+	}
+}
