@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/wasilet/wasilet/internal/cluster"
+	"github.com/wasilet/wasilet/internal/node"
+	"github.com/wasilet/wasilet/internal/pods"
+	"github.com/wasilet/wasilet/oci"
+	"github.com/wasilet/wasilet/runtime"
+)
+
+func init() { register(newNodeCommand) }
+
+func newNodeCommand() *cobra.Command {
+	var (
+		cfg                node.Config
+		clusterState       string
+		cpu, memory        string
+		labels             []string
+		insecureRegistries []string
+		selfSigned         bool
+		logLevel           string
+	)
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a wasm32-wasi Kubernetes node: register, run Wasm pods in wasmtime, serve the kubelet API",
+		Long: `Run a wasm32-wasi Kubernetes node.
+
+The node registers with the cluster (labels kubernetes.io/arch=wasm32-wasi and
+kubernetes.io/os=wasm32-wasi, taints kubernetes.io/arch=wasm32-wasi with
+effects NoSchedule and NoExecute), heartbeats through a Lease in
+kube-node-lease, runs every pod bound to it in wasmtime and serves the
+kubelet API (logs, /pods, /stats/summary) over HTTPS.
+
+Credentials: --kubeconfig, or --bootstrap-kubeconfig for TLS bootstrap like
+the kubelet: a client CSR (auto-approved by clusters set up for TLS
+bootstrapping), then a serving CSR named <node>-tls which an admin approves:
+
+  kubectl certificate approve <node>-tls
+
+--cluster-state DIR joins the local cluster of ` + "`wasilet cluster up`" + ` (its bootstrap
+kubeconfig, node IP and listen address 127.0.0.1).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			cfg.Out = cmd.ErrOrStderr()
+
+			if clusterState != "" {
+				c, err := cluster.Load(clusterState)
+				if err != nil {
+					return fmt.Errorf("--cluster-state: %w (start it with `wasilet cluster up --state %s`)", err, clusterState)
+				}
+				if cfg.BootstrapKubeconfig == "" && cfg.Kubeconfig == "" {
+					cfg.BootstrapKubeconfig = c.BootstrapKubeconfig
+				}
+				if cfg.NodeIP == "" {
+					cfg.NodeIP = "127.0.0.1"
+				}
+				if cfg.Address == "" {
+					cfg.Address = "127.0.0.1"
+				}
+			}
+			var err error
+			if cpu != "" {
+				if cfg.CPU, err = resource.ParseQuantity(cpu); err != nil {
+					return fmt.Errorf("--cpu %q: %w", cpu, err)
+				}
+			}
+			if memory != "" {
+				if cfg.Memory, err = resource.ParseQuantity(memory); err != nil {
+					return fmt.Errorf("--memory %q: %w", memory, err)
+				}
+			}
+			if len(labels) > 0 {
+				cfg.Labels = map[string]string{}
+				for _, l := range labels {
+					k, v, ok := strings.Cut(l, "=")
+					if !ok || k == "" {
+						return fmt.Errorf("--node-labels: %q is not key=value", l)
+					}
+					cfg.Labels[k] = v
+				}
+			}
+			if selfSigned {
+				cfg.ServingCert = node.ServingCertSelfSigned
+			}
+
+			w := &podsWiring{insecureRegistries: insecureRegistries}
+			defer w.close()
+			cfg.NewProvider = w.newProvider
+
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return node.Run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.NodeName, "node-name", "", "name of the node object (default: the host name)")
+	f.StringVar(&cfg.NodeIP, "node-ip", "", "InternalIP address to advertise (default: first global IPv4 address, else 127.0.0.1; 127.0.0.1 with --cluster-state)")
+	f.StringVar(&cfg.Address, "address", "", "listen address of the kubelet API (default 0.0.0.0; 127.0.0.1 with --cluster-state)")
+	f.IntVar(&cfg.Port, "port", node.DefaultPort, "port of the kubelet API (HTTPS)")
+	f.StringVar(&cfg.DataDir, "data-dir", node.DefaultDataDir, "directory for certificates, images, compiled modules and pod state")
+	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the node; with --bootstrap-kubeconfig, where the bootstrapped one is written (default <data-dir>/kubeconfig)")
+	f.StringVar(&cfg.BootstrapKubeconfig, "bootstrap-kubeconfig", "", "kubeconfig with a bootstrap token for TLS bootstrap")
+	f.StringVar(&clusterState, "cluster-state", "", "state directory of a local cluster (wasilet cluster up) to join")
+	f.StringVar(&cfg.ClientCAFile, "client-ca-file", "", "CA bundle verifying client certificates on the kubelet API (default: the kubeconfig's CA)")
+	f.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", "serving certificate of the kubelet API (instead of a CSR)")
+	f.StringVar(&cfg.TLSKeyFile, "tls-private-key-file", "", "key of --tls-cert-file")
+	f.BoolVar(&selfSigned, "self-signed-serving-cert", false, "serve the kubelet API with a self-signed certificate instead of asking the cluster for one")
+	f.IntVar(&cfg.MaxPods, "max-pods", node.DefaultMaxPods, "pods capacity of the node")
+	f.StringVar(&cpu, "cpu", "", "cpu capacity (default: the host's logical CPUs)")
+	f.StringVar(&memory, "memory", "", "memory capacity, e.g. 4Gi (default: the host's memory)")
+	f.StringSliceVar(&labels, "node-labels", nil, "extra node labels key=value (comma-separated or repeated)")
+	f.StringSliceVar(&insecureRegistries, "insecure-registry", nil, "registry host[:port] reached over plain HTTP (loopback registries always are)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+// podsWiring builds the pod provider from the node's data directory: one
+// wasmtime engine (compiled cache in <data-dir>/cache), the OCI store
+// (<data-dir>/oci), and internal/pods on top.
+type podsWiring struct {
+	insecureRegistries []string
+	engine             *runtime.Engine
+	store              *oci.Store
+	provider           *pods.Provider
+}
+
+func (w *podsWiring) newProvider(_ context.Context, pc node.ProviderConfig) (nodeutil.Provider, error) {
+	var err error
+	if w.engine, err = runtime.NewEngine(runtime.Options{CacheDir: filepath.Join(pc.DataDir, "cache")}); err != nil {
+		return nil, fmt.Errorf("wasmtime engine: %w", err)
+	}
+	if w.store, err = oci.NewStore(filepath.Join(pc.DataDir, "oci")); err != nil {
+		return nil, fmt.Errorf("image store: %w", err)
+	}
+	var allocatable corev1.ResourceList
+	if pc.Node != nil {
+		allocatable = pc.Node.Status.Allocatable.DeepCopy()
+	}
+	w.provider, err = pods.New(pods.Config{
+		NodeName:    pc.NodeName,
+		NodeIP:      pc.NodeIP,
+		DataDir:     pc.DataDir,
+		Client:      pc.Client,
+		Recorder:    pc.EventRecorder,
+		Runtime:     pods.EngineRuntime{Engine: w.engine},
+		Images:      ociImages{store: w.store, remote: oci.RemoteOptions{InsecureRegistries: w.insecureRegistries}},
+		Allocatable: allocatable,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pods: %w", err)
+	}
+	return w.provider, nil
+}
+
+func (w *podsWiring) close() {
+	if w.provider != nil {
+		_ = w.provider.Close()
+	}
+	if w.engine != nil {
+		_ = w.engine.Close()
+	}
+	if w.store != nil {
+		_ = w.store.Close()
+	}
+}
+
+// ociImages is pods.ImageService over the node's OCI store.
+type ociImages struct {
+	store  *oci.Store
+	remote oci.RemoteOptions
+}
+
+func (o ociImages) Resolve(ctx context.Context, ref string) (*pods.Image, error) {
+	a, err := o.store.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return image(a)
+}
+
+func (o ociImages) Pull(ctx context.Context, ref string, secrets []corev1.Secret) (*pods.Image, error) {
+	remote := o.remote
+	if len(secrets) > 0 {
+		data := make([]map[string][]byte, 0, len(secrets))
+		for _, s := range secrets {
+			data = append(data, s.Data)
+		}
+		fromSecrets, err := oci.PullSecretCredentials(data...)
+		if err != nil {
+			return nil, fmt.Errorf("image pull secrets: %w", err)
+		}
+		node, err := oci.DockerCredentials()
+		if err != nil {
+			remote.Credentials = fromSecrets
+		} else {
+			remote.Credentials = oci.ChainCredentials(fromSecrets, node)
+		}
+	}
+	a, err := o.store.Pull(ctx, ref, oci.PullOptions{Policy: oci.PullAlways, Remote: remote})
+	if err != nil {
+		return nil, err
+	}
+	return image(a)
+}
+
+func image(a *oci.Artifact) (*pods.Image, error) {
+	if a == nil {
+		return nil, errors.New("image store returned no artifact")
+	}
+	wasm, err := a.ReadWasm()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", a.Ref, err)
+	}
+	return &pods.Image{Wasm: wasm, Digest: a.Layer.Digest.String(), ID: a.RepoDigest}, nil
+}
