@@ -49,17 +49,25 @@ type Store struct {
 
 // NewStore opens (creating if needed) the store under root. The node uses
 // <data-dir>/oci; the CLI uses [DefaultStoreDir] unless told otherwise.
-func NewStore(root string) (_ *Store, retErr error) {
-	abs, err := filepath.Abs(root)
+func NewStore(root string) (*Store, error) {
+	s, err := openStore(root)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
+	return s, nil
+}
+
+func openStore(root string) (_ *Store, retErr error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, err
 	}
 	lock, err := os.OpenFile(filepath.Join(abs, "wasilet.lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, err
 	}
 	defer func() {
 		if retErr != nil {
@@ -68,18 +76,18 @@ func NewStore(root string) (_ *Store, retErr error) {
 	}()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("open store %s: in use by another process: %w", abs, errdefs.ErrUnavailable)
+			return nil, fmt.Errorf("in use by another process: %w", errdefs.ErrUnavailable)
 		}
-		return nil, fmt.Errorf("open store %s: lock: %w", abs, err)
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	// Nothing else has the store open: whatever is in ingest/ is left over
 	// from a process that died mid-download.
 	if err := os.RemoveAll(filepath.Join(abs, "ingest")); err != nil {
-		return nil, fmt.Errorf("open store %s: clean ingest: %w", abs, err)
+		return nil, fmt.Errorf("clean ingest: %w", err)
 	}
 	layout, err := orasoci.NewWithContext(context.Background(), abs)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %v: %w", abs, err, errdefs.ErrDataLoss)
+		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrDataLoss)
 	}
 	return &Store{root: abs, layout: layout, lock: lock}, nil
 }
