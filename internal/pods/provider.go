@@ -248,9 +248,6 @@ func (p *Provider) forget(w *podWorker) {
 	if p.workers[k] == w {
 		delete(p.workers, k)
 	}
-	p.notifyMu.Lock()
-	delete(p.dirty, w)
-	p.notifyMu.Unlock()
 }
 
 func (p *Provider) lookup(ns, name string) (*podWorker, error) {

@@ -633,7 +633,7 @@ func (w *podWorker) pullImage(ctx context.Context, c *corev1.Container, init boo
 		}
 		fails++
 		d := w.p.cfg.BackOff.delay(fails)
-		first := min(d, 2*time.Second)
+		first := d / 5 // ErrImagePull shows for a fifth of the wait, then ImagePullBackOff
 		if !sleep(ctx, first) {
 			return nil, false
 		}
