@@ -16,6 +16,26 @@ import (
 // testprogWasm is handlers/testprog built for wasip1 by TestMain.
 var testprogWasm string
 
+// componentWasm finds the WASI p2 component build of testprog:
+// WASILET_WASM_DIR/testprog.component.wasm, else the repository's
+// bin/wasm/testprog.component.wasm (both made by hack/wasm.sh, `just wasm`).
+// Missing, the test fails (skips under -short).
+func componentWasm(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("WASILET_WASM_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "bin", "wasm")
+	}
+	path := filepath.Join(dir, "testprog.component.wasm")
+	if _, err := os.Stat(path); err != nil {
+		if testing.Short() {
+			t.Skipf("no component build of testprog (%v); run hack/wasm.sh", err)
+		}
+		t.Fatalf("no component build of testprog: %v; run hack/wasm.sh (just wasm) or set WASILET_WASM_DIR", err)
+	}
+	return path
+}
+
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }

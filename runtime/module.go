@@ -119,6 +119,10 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 		var trap *wasmtime.Trap
 		if !errors.As(err, &trap) {
 			stopWatcher()
+			if spec.MemoryLimit > 0 && strings.Contains(err.Error(), "exceeds memory limits") {
+				// The initial memory alone is over the limit.
+				return oomResult(spec, trapMessage(err)), nil
+			}
 			return Result{}, fmt.Errorf("instantiate: %w: %w", err, errdefs.ErrInvalidArgument)
 		}
 		callErr = err // a start function trapped or exited
@@ -141,12 +145,8 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 	closeStore() // flushes stdout/stderr to the Spec's writers
 
 	res := classify(callErr, rs, ctx, spec)
-	if spec.MemoryLimit > 0 && (res.Reason == ReasonError) && isOOM(memSize, spec.MemoryLimit, stderrTail.String()) {
-		res = Result{
-			ExitCode: ExitCodeKilled,
-			Reason:   ReasonOOMKilled,
-			Message:  fmt.Sprintf("out of memory: limit %s (%s)", FormatBytes(spec.MemoryLimit), res.Message),
-		}
+	if spec.MemoryLimit > 0 && res.Reason == ReasonError && isOOM(memSize, spec.MemoryLimit, stderrTail.String()) {
+		res = oomResult(spec, res.Message)
 	}
 	return res, nil
 }
@@ -163,32 +163,49 @@ func runContext(ctx context.Context, timeout time.Duration) (context.Context, co
 func classify(callErr error, rs *runState, ctx context.Context, spec Spec) Result {
 	switch {
 	case rs.exited:
-		code := int(rs.exitCode & 0xff)
-		if code == 0 {
-			return Result{ExitCode: 0, Reason: ReasonCompleted}
-		}
-		return Result{ExitCode: code, Reason: ReasonError, Message: fmt.Sprintf("exit code %d", code)}
+		return exitResult(rs.exitCode)
 	case callErr == nil:
 		return Result{ExitCode: 0, Reason: ReasonCompleted}
 	case ctx.Err() != nil:
-		msg := "stopped: " + context.Cause(ctx).Error()
-		if errors.Is(context.Cause(ctx), context.Canceled) {
-			msg = "stopped: run cancelled"
-		} else if spec.Timeout > 0 && !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
-			msg = context.Cause(ctx).Error()
-		}
-		return Result{ExitCode: ExitCodeKilled, Reason: ReasonKilled, Message: msg}
+		return Result{ExitCode: ExitCodeKilled, Reason: ReasonKilled, Message: stoppedMessage(ctx, spec)}
 	}
 	var werr *wasmtime.Error
 	if errors.As(callErr, &werr) {
 		if code, ok := werr.ExitStatus(); ok {
-			if code == 0 {
-				return Result{ExitCode: 0, Reason: ReasonCompleted}
-			}
-			return Result{ExitCode: int(uint32(code) & 0xff), Reason: ReasonError, Message: fmt.Sprintf("exit code %d", code)}
+			return exitResult(uint32(code))
 		}
 	}
 	return Result{ExitCode: ExitCodeTrap, Reason: ReasonError, Message: trapMessage(callErr)}
+}
+
+// exitResult reports a guest's own exit status, modulo 256 like POSIX.
+func exitResult(status uint32) Result {
+	code := int(status & 0xff)
+	if code == 0 {
+		return Result{ExitCode: 0, Reason: ReasonCompleted}
+	}
+	return Result{ExitCode: code, Reason: ReasonError, Message: fmt.Sprintf("exit code %d", code)}
+}
+
+// stoppedMessage says why a run's context ended.
+func stoppedMessage(ctx context.Context, spec Spec) string {
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, context.Canceled):
+		return "stopped: run cancelled"
+	case spec.Timeout > 0 && !errors.Is(cause, context.DeadlineExceeded):
+		return cause.Error() // "stopped after <Timeout>"
+	}
+	return "stopped: " + cause.Error()
+}
+
+// oomResult reports a guest that needed more memory than its limit.
+func oomResult(spec Spec, detail string) Result {
+	msg := "out of memory: limit " + FormatBytes(spec.MemoryLimit)
+	if detail != "" {
+		msg += " (" + detail + ")"
+	}
+	return Result{ExitCode: ExitCodeKilled, Reason: ReasonOOMKilled, Message: msg}
 }
 
 // trapMessage makes a short text of a trap or error: wasmtime's messages
@@ -251,14 +268,18 @@ func isOOM(memSize, limit int64, stderrTail string) bool {
 		(strings.Contains(s, "memory allocation of") && strings.Contains(s, "failed"))
 }
 
+// argv0 is spec.Name, or "main.wasm" when empty.
+func argv0(spec Spec) string {
+	if spec.Name == "" {
+		return "main.wasm"
+	}
+	return spec.Name
+}
+
 // wasiConfig builds argv, environment and preopens.
 func wasiConfig(spec Spec) (*wasmtime.WasiConfig, error) {
 	wasi := wasmtime.NewWasiConfig()
-	name := spec.Name
-	if name == "" {
-		name = "main.wasm"
-	}
-	wasi.SetArgv(append([]string{name}, spec.Args...))
+	wasi.SetArgv(append([]string{argv0(spec)}, spec.Args...))
 	keys, values, err := splitEnv(spec.Env)
 	if err != nil {
 		wasi.Close()

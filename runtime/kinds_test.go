@@ -1,0 +1,248 @@
+package runtime_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/wasilet/wasilet/runtime"
+)
+
+// The same scenarios through both kinds of program: the core module and the
+// component build of testprog, loaded and run through the same API.
+
+var (
+	compOnce sync.Once
+	compEng  *runtime.Engine
+	compProg *runtime.Program
+	compErr  error
+)
+
+func testprogComponent(t testing.TB) *runtime.Program {
+	t.Helper()
+	path := componentWasm(t)
+	compOnce.Do(func() {
+		compEng, compErr = runtime.NewEngine(runtime.Options{})
+		if compErr == nil {
+			compProg, compErr = compEng.LoadFile(context.Background(), path)
+		}
+	})
+	if compErr != nil {
+		t.Fatalf("load component: %v", compErr)
+	}
+	return compProg
+}
+
+func forKinds(t *testing.T, f func(t *testing.T, p *runtime.Program)) {
+	t.Run("module", func(t *testing.T) { f(t, testprog(t)) })
+	t.Run("component", func(t *testing.T) {
+		p := testprogComponent(t)
+		if p.Kind() != runtime.KindComponent {
+			t.Fatalf("kind %v", p.Kind())
+		}
+		f(t, p)
+	})
+}
+
+func TestKindsHelloArgsEnv(t *testing.T) {
+	forKinds(t, func(t *testing.T, p *runtime.Program) {
+		out := runSpec(t, p, runtime.Spec{
+			Name: "ctr",
+			Args: []string{"hello", ";", "args", ";", "env", "A"},
+			Env:  []string{"A=1", "A=2"},
+		})
+		want := "Hello, world!\nctr\nhello\n;\nargs\n;\nenv\nA\nA=2\n"
+		if out.res.Reason != runtime.ReasonCompleted || out.stdout != want {
+			t.Fatalf("got %+v stdout %q stderr %q", out.res, out.stdout, out.stderr)
+		}
+	})
+}
+
+func TestKindsExitCodes(t *testing.T) {
+	forKinds(t, func(t *testing.T, p *runtime.Program) {
+		for _, code := range []int{0, 1, 42} {
+			out := runSpec(t, p, runtime.Spec{Args: []string{"exit", itoa(code)}})
+			want := code
+			if p.Kind() == runtime.KindComponent && code > 1 {
+				// WASI 0.2 exit carries only ok/err (see wasmtimec's doc).
+				want = 1
+			}
+			if out.res.ExitCode != want {
+				t.Errorf("exit %d: got %+v", code, out.res)
+			}
+		}
+	})
+}
+
+func TestKindsFiles(t *testing.T) {
+	forKinds(t, func(t *testing.T, p *runtime.Program) {
+		rw, ro, outside := t.TempDir(), t.TempDir(), t.TempDir()
+		os.WriteFile(filepath.Join(ro, "in"), []byte("ro"), 0o644)
+		os.WriteFile(filepath.Join(outside, "secret"), []byte("s"), 0o644)
+		os.Symlink(outside, filepath.Join(rw, "link"))
+		out := runSpec(t, p, runtime.Spec{
+			Args: []string{
+				"write", "/rw/f", "data", ";", "read", "/rw/f", ";", "read", "/ro/in",
+				";", "cannot-write", "/ro/in", ";", "cannot-write", "/ro/new",
+				";", "cannot-write", "/rw/../x", ";", "cannot-read", "/rw/link/secret",
+				";", "cannot-write", outside + "/x",
+			},
+			Mounts: []runtime.Mount{{HostPath: rw, GuestPath: "/rw"}, {HostPath: ro, GuestPath: "/ro", ReadOnly: true}},
+		})
+		if out.res.Reason != runtime.ReasonCompleted || !strings.HasPrefix(out.stdout, "dataro") || strings.Count(out.stdout, "refused") != 5 {
+			t.Fatalf("got %+v stdout %q stderr %q", out.res, out.stdout, out.stderr)
+		}
+		if b, _ := os.ReadFile(filepath.Join(rw, "f")); string(b) != "data" {
+			t.Fatalf("f: %q", b)
+		}
+		if _, err := os.Stat(filepath.Join(outside, "x")); err == nil {
+			t.Fatal("wrote outside the preopens")
+		}
+	})
+}
+
+func TestKindsStdin(t *testing.T) {
+	forKinds(t, func(t *testing.T, p *runtime.Program) {
+		out := runSpec(t, p, runtime.Spec{Args: []string{"cat"}, Stdin: strings.NewReader("abc\n")})
+		if out.stdout != "abc\n" {
+			t.Fatalf("got %+v stdout %q stderr %q", out.res, out.stdout, out.stderr)
+		}
+	})
+}
+
+func TestKindsStopped(t *testing.T) {
+	forKinds(t, func(t *testing.T, p *runtime.Program) {
+		res := waitRun(t, context.Background(), p, runtime.Spec{Args: []string{"spin"}, Timeout: 200 * time.Millisecond})
+		if res.Reason != runtime.ReasonKilled || res.ExitCode != 137 {
+			t.Fatalf("spin: got %+v", res)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(200*time.Millisecond, cancel)
+		res = waitRun(t, ctx, p, runtime.Spec{Args: []string{"tick", "10ms"}})
+		if res.Reason != runtime.ReasonKilled || res.ExitCode != 137 {
+			t.Fatalf("tick: got %+v", res)
+		}
+		ctx, cancel = context.WithCancel(context.Background())
+		time.AfterFunc(200*time.Millisecond, cancel)
+		res = waitRun(t, ctx, p, runtime.Spec{Args: []string{"sleep", "1h"}})
+		if res.Reason != runtime.ReasonKilled || res.ExitCode != 137 {
+			t.Fatalf("sleep: got %+v", res)
+		}
+	})
+}
+
+func TestKindsOOM(t *testing.T) {
+	forKinds(t, func(t *testing.T, p *runtime.Program) {
+		if p.Kind() == runtime.KindComponent {
+			// Known limitation, not of wasilet: the WASI preview1 adapter
+			// (jco new) grows the main module's memory behind the Go
+			// runtime's back, after which Go cannot grow its heap by more
+			// than ~100 KiB at a time ("fatal error: grew heap, but no
+			// adequate free space found", with or without a limit; see
+			// fastly/Viceroy#498). TestInitialMemoryOverLimit covers
+			// component OOM with a component of our own.
+			t.Skip("Go components cannot allocate large blocks under the preview1 adapter (fastly/Viceroy#498)")
+		}
+		out := runSpec(t, p, runtime.Spec{Args: []string{"alloc", "100Mi"}, MemoryLimit: 64 << 20})
+		if out.res.Reason != runtime.ReasonOOMKilled || out.res.ExitCode != 137 {
+			t.Fatalf("got %+v stderr %q", out.res, out.stderr)
+		}
+	})
+}
+
+// TestInitialMemoryOverLimit: a program whose initial memory alone exceeds
+// MemoryLimit is OOMKilled, for both kinds.
+func TestInitialMemoryOverLimit(t *testing.T) {
+	e := newEngine(t, "")
+	for name, wat := range map[string]string{
+		"module": `(module (memory (export "memory") 2000) (func (export "_start")))`,
+		"component": `(component
+		  (core module $m (memory (export "memory") 2000) (func (export "run") (result i32) i32.const 0))
+		  (core instance $i (instantiate $m))
+		  (func $run (result (result)) (canon lift (core func $i "run")))
+		  (instance $ri (export "run" (func $run)))
+		  (export "wasi:cli/run@0.2.0" (instance $ri)))`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, err := e.Load(context.Background(), watModule(t, wat), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := runSpec(t, p, runtime.Spec{MemoryLimit: 64 << 20})
+			if out.res.Reason != runtime.ReasonOOMKilled || out.res.ExitCode != 137 {
+				t.Fatalf("got %+v", out.res)
+			}
+			if out = runSpec(t, p, runtime.Spec{}); out.res.Reason != runtime.ReasonCompleted {
+				t.Fatalf("without a limit: got %+v", out.res)
+			}
+		})
+	}
+}
+
+func TestComponentCache(t *testing.T) {
+	wasm, err := os.ReadFile(componentWasm(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	e1 := newEngine(t, dir)
+	mustLoad(t, e1, wasm)
+	mustLoad(t, e1, wasm)
+	wantStats(t, e1, runtime.Stats{Compiles: 1, MemoryHits: 1})
+	e2 := newEngine(t, dir)
+	p := mustLoad(t, e2, wasm)
+	wantStats(t, e2, runtime.Stats{DiskHits: 1})
+	if out := runSpec(t, p, runtime.Spec{Args: []string{"hello"}}); out.stdout != "Hello, world!\n" {
+		t.Fatalf("deserialized component: %+v %q", out.res, out.stdout)
+	}
+	// A corrupted artifact is discarded and recompiled.
+	matches, _ := filepath.Glob(filepath.Join(dir, "*", "*.component"))
+	if len(matches) != 1 {
+		t.Fatalf("artifacts: %v", matches)
+	}
+	b, _ := os.ReadFile(matches[0])
+	os.WriteFile(matches[0], b[:len(b)/3], 0o644)
+	e3 := newEngine(t, dir)
+	p = mustLoad(t, e3, wasm)
+	wantStats(t, e3, runtime.Stats{Discarded: 1, Compiles: 1})
+	if out := runSpec(t, p, runtime.Spec{Args: []string{"hello"}}); out.stdout != "Hello, world!\n" {
+		t.Fatalf("recompiled component: %+v %q", out.res, out.stdout)
+	}
+}
+
+func TestComponentBadInput(t *testing.T) {
+	e := newEngine(t, "")
+	ctx := context.Background()
+	// A component header followed by garbage.
+	if _, err := e.Load(ctx, []byte{0, 'a', 's', 'm', 0x0d, 0, 1, 0, 0xff, 0xff}, ""); err == nil {
+		t.Fatal("corrupt component loaded")
+	}
+	// A component that is not a command (exports nothing).
+	p, err := e.Load(ctx, watModule(t, `(component)`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Run(ctx, runtime.Spec{}); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("non-command component: got %v", err)
+	}
+	// A component importing something the host does not provide.
+	p, err = e.Load(ctx, watModule(t, `(component
+	  (import "wasi:nope/missing@0.1.0" (instance (export "f" (func))))
+	  (core module $m (func (export "run") (result i32) i32.const 0))
+	  (core instance $i (instantiate $m))
+	  (func $run (result (result)) (canon lift (core func $i "run")))
+	  (instance $ri (export "run" (func $run)))
+	  (export "wasi:cli/run@0.2.0" (instance $ri)))`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Run(ctx, runtime.Spec{}); err == nil || !strings.Contains(err.Error(), "wasi:nope/missing") {
+		t.Fatalf("missing import: got %v", err)
+	}
+}
