@@ -167,7 +167,7 @@ func (s *Store) pull(ctx context.Context, r Reference, opts PullOptions) (*Artif
 	switch policy {
 	case PullAlways:
 	case PullIfNotPresent, PullNever:
-		a, err := s.resolveLocal(ctx, r, opts.Platforms)
+		a, err := s.resolveLocal(ctx, r, opts.Platforms, true)
 		if err == nil {
 			a.Cached = true
 			return a, nil
@@ -242,7 +242,7 @@ func (s *Store) once(ctx context.Context, key string, fn func(context.Context) (
 
 // fetch stores everything top needs and returns the artifact.
 func (s *Store) fetch(ctx context.Context, repo *remote.Repository, r Reference, top ocispec.Descriptor, opts PullOptions) (*Artifact, error) {
-	if a, err := s.load(ctx, r, top, opts.Platforms); err == nil {
+	if a, err := s.load(ctx, r, top, opts.Platforms, true); err == nil {
 		a.Cached = true
 		return a, nil
 	}
@@ -301,7 +301,7 @@ func (s *Store) fetch(ctx context.Context, repo *remote.Repository, r Reference,
 			return nil, err
 		}
 	}
-	return s.load(ctx, r, top, opts.Platforms)
+	return s.load(ctx, r, top, opts.Platforms, true)
 }
 
 // fetchManifest reads a manifest or index from the store, or else from the

@@ -194,6 +194,31 @@ func TestPullFormats(t *testing.T) {
 		{reg + "/formats/index:v1", nil, oci.FormatCNCF, oci.KindModule, "wasip1", module, cncfModule.Digest},
 		{reg + "/formats/index:v1", []string{"wasip2", "wasip1"}, oci.FormatCNCF, oci.KindComponent, "wasip2", component, cncfComponent.Digest},
 	}
+	// One store, two preferences: the second pull fetches the other
+	// platform instead of answering with the stored one.
+	t.Run("index/one-store", func(t *testing.T) {
+		s := newStore(t)
+		ref := reg + "/formats/index:v1"
+		p1, err := s.Pull(ctx, ref, oci.PullOptions{Remote: anonymous, Policy: oci.PullIfNotPresent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2, err := s.Pull(ctx, ref, oci.PullOptions{Remote: anonymous, Policy: oci.PullIfNotPresent, Platforms: []string{"wasip2", "wasip1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p1.Kind != oci.KindModule || p2.Kind != oci.KindComponent || p2.Cached {
+			t.Errorf("first pull %s (cached %t), second %s (cached %t); want module, then a fetched component",
+				p1.Kind, p1.Cached, p2.Kind, p2.Cached)
+		}
+		if p1.Digest != p2.Digest {
+			t.Errorf("index digests differ: %s, %s", p1.Digest, p2.Digest)
+		}
+		r, err := s.Resolve(ctx, ref)
+		if err != nil || r.Kind != oci.KindModule {
+			t.Errorf("Resolve of the index = %v, %v; want the wasip1 module", r, err)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(strings.TrimPrefix(tt.ref, reg+"/formats/")+"/"+strings.Join(tt.platforms, ","), func(t *testing.T) {
 			s := newStore(t)

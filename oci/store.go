@@ -145,10 +145,11 @@ func (s *Store) Resolve(ctx context.Context, ref string) (*Artifact, error) {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	return s.resolveLocal(ctx, r, nil)
+	return s.resolveLocal(ctx, r, nil, false)
 }
 
-func (s *Store) resolveLocal(ctx context.Context, r Reference, prefs []string) (*Artifact, error) {
+// resolveLocal finds r in the store; see load for prefs and strict.
+func (s *Store) resolveLocal(ctx context.Context, r Reference, prefs []string, strict bool) (*Artifact, error) {
 	top, err := s.layout.Resolve(ctx, r.String())
 	if err != nil {
 		if errors.Is(err, errdef.ErrNotFound) {
@@ -156,7 +157,7 @@ func (s *Store) resolveLocal(ctx context.Context, r Reference, prefs []string) (
 		}
 		return nil, fmt.Errorf("resolve %s: %w", r, err)
 	}
-	return s.load(ctx, r, top, prefs)
+	return s.load(ctx, r, top, prefs, strict)
 }
 
 // maxMetadataSize bounds manifests, indexes and configs read from anywhere.
@@ -195,8 +196,10 @@ func (s *Store) exists(d digest.Digest) bool {
 }
 
 // load assembles an artifact from the store alone; anything missing is
-// ErrNotPresent.
-func (s *Store) load(ctx context.Context, r Reference, top ocispec.Descriptor, prefs []string) (*Artifact, error) {
+// ErrNotPresent. For an index, strict picks the platform by prefs alone (a
+// pull: the preferred platform or nothing); otherwise the first preferred
+// platform that is stored (Resolve).
+func (s *Store) load(ctx context.Context, r Reference, top ocispec.Descriptor, prefs []string, strict bool) (*Artifact, error) {
 	b, err := s.readLocal(ctx, top)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", r, err)
@@ -216,7 +219,11 @@ func (s *Store) load(ctx context.Context, r Reference, top ocispec.Descriptor, p
 	mb := b
 	switch {
 	case isIndex(mt):
-		child, err := selectPlatform(r.String(), mt, b, prefs, func(d ocispec.Descriptor) bool { return !s.exists(d.Digest) })
+		var skip func(ocispec.Descriptor) bool
+		if !strict {
+			skip = func(d ocispec.Descriptor) bool { return !s.exists(d.Digest) }
+		}
+		child, err := selectPlatform(r.String(), mt, b, prefs, skip)
 		if err != nil {
 			var ue *UnsupportedError
 			if errors.As(err, &ue) {
@@ -309,7 +316,7 @@ func (s *Store) List(ctx context.Context) ([]Image, error) {
 		if !ok {
 			img = &Image{Digest: desc.Digest}
 			if r, err := ParseReference(ref); err == nil {
-				if a, err := s.load(ctx, r, desc, nil); err == nil {
+				if a, err := s.load(ctx, r, desc, nil, false); err == nil {
 					img.Size = a.Layer.Size + a.Config.Size + a.Manifest.Size
 					if a.Manifest.Digest != desc.Digest {
 						img.Size += desc.Size
