@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/wasilet/wasilet/internal/cluster"
 )
 
 // These tests drive the real binary: WASILET_BIN if set, else one built
@@ -133,5 +137,57 @@ func TestRunBadInput(t *testing.T) {
 		if code == 0 || !strings.HasPrefix(stderr, "wasilet: ") {
 			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
 		}
+	}
+}
+
+// TestRunReference pushes testprog (module and component builds) to the
+// pinned registry with `wasilet push` and runs it by reference.
+func TestRunReference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping a test that needs the registry binary")
+	}
+	_, tp := binaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	reg, err := cluster.StartRegistry(ctx, cluster.RegistryOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start registry: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := reg.Stop(); err != nil {
+			t.Errorf("stop registry: %v", err)
+		}
+	})
+	store, cache := t.TempDir(), t.TempDir()
+
+	ref := reg.Addr + "/test/testprog:v1"
+	if _, stderr, code := wasilet(t, "push", tp, ref); code != 0 {
+		t.Fatalf("push: exit %d, stderr %q", code, stderr)
+	}
+	for i := range 2 { // the second run finds the image in the store
+		stdout, stderr, code := wasilet(t, "run", "--store", store, "--cache-dir", cache, ref, "--", "args", ";", "exit", "42")
+		if code != 42 || !strings.HasPrefix(stdout, "testprog\nargs\n") {
+			t.Fatalf("run %d of %s: exit %d, stdout %q, stderr %q", i, ref, code, stdout, stderr)
+		}
+	}
+
+	comp := filepath.Join(filepath.Dir(tp), "testprog.component.wasm")
+	if _, err := os.Stat(comp); err != nil {
+		comp = filepath.Join("..", "..", "bin", "wasm", "testprog.component.wasm")
+	}
+	if _, err := os.Stat(comp); err != nil {
+		t.Fatalf("no component build of testprog (%v): run hack/wasm.sh or set WASILET_WASM_DIR", err)
+	}
+	cref := reg.Addr + "/test/testprog-component:v1"
+	if _, stderr, code := wasilet(t, "push", comp, cref); code != 0 {
+		t.Fatalf("push component: exit %d, stderr %q", code, stderr)
+	}
+	stdout, stderr, code := wasilet(t, "run", "--store", store, "--cache-dir", cache, cref, "--", "hello")
+	if code != 0 || stdout != "Hello, world!\n" {
+		t.Fatalf("run %s: exit %d, stdout %q, stderr %q", cref, code, stdout, stderr)
+	}
+
+	if _, stderr, code := wasilet(t, "run", "--store", store, reg.Addr+"/test/missing:v1"); code == 0 || !strings.Contains(stderr, "missing") {
+		t.Fatalf("missing reference: exit %d, stderr %q", code, stderr)
 	}
 }
