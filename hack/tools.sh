@@ -59,7 +59,10 @@ tmps=()
 cleanup() { if [ ${#tmps[@]} -gt 0 ]; then rm -rf "${tmps[@]}"; fi; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-newtmp() { local t; t=$(mktemp -d "$dir/.build.XXXXXX"); tmps+=("$t"); echo "$t"; }
+# newtmp sets t to a fresh build directory, removed when the script exits.
+newtmp() { t=$(mktemp -d "$dir/.build.XXXXXX"); tmps+=("$t"); }
+# Build directories of runs killed hard (SIGKILL) long ago.
+find "$dir" -maxdepth 1 -name '.build.*' -mmin +240 -exec rm -rf {} + 2>/dev/null || true
 
 # lock GROUP: serialize builders of one group across processes (fd 9).
 lock() { exec 9>"$dir/.lock-$1"; flock 9; }
@@ -70,13 +73,13 @@ elapsed() { echo "$(( $(date +%s) - $1 ))s"; }
 # go_install NAME PKG VERSION [LDFLAGS]: a main package of a module without
 # replace directives, pinned by version (the checksum database verifies it).
 go_install() {
-  local name=$1 pkg=$2 version=$3 ldflags=${4:-} t start
+  local name=$1 pkg=$2 version=$3 ldflags=${4:-} start
   missing "$name" || return 0
   lock "$name"
   if [ ! -x "$bin/$name" ]; then
     start=$(date +%s)
     echo ">> building $name $version (first time only, about a minute)" >&2
-    t=$(newtmp)
+    newtmp
     GOBIN="$t" go install "${gobuild_flags[@]}" -ldflags "-s -w $ldflags" "$pkg@$version"
     mv -f "$t/$(basename "$pkg")" "$bin/$name"
     echo ">> built $name in $(elapsed "$start")" >&2
@@ -97,7 +100,7 @@ if missing etcd || missing etcdctl; then
     wanted "$name" && [ ! -x "$bin/$name" ] || continue
     start=$(date +%s)
     echo ">> building $name (first time only, about a minute)" >&2
-    t=$(newtmp)
+    newtmp
     (cd tools/etcd && go build "${gobuild_flags[@]}" -ldflags "-s -w" -o "$t/$name" "$pkg")
     mv -f "$t/$name" "$bin/$name"
     echo ">> built $name in $(elapsed "$start")" >&2
@@ -130,7 +133,7 @@ if [ ${#need[@]} -gt 0 ]; then
         *) pkgs+=("k8s.io/kubernetes/cmd/$b") ;;
       esac
     done
-    t=$(newtmp)
+    newtmp
     if [ ${#pkgs[@]} -eq 1 ]; then out="$t/${need[0]}"; else out="$t/"; fi
     (cd tools/kube && go build "${gobuild_flags[@]}" -ldflags "$ld" -o "$out" "${pkgs[@]}")
     for b in "${need[@]}"; do mv -f "$t/$b" "$bin/$b"; done

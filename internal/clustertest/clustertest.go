@@ -298,12 +298,22 @@ func Eventually(t testing.TB, timeout time.Duration, what string, f func() error
 }
 
 // RequirePortClosed fails the test when something still accepts connections
-// on addr (host:port).
+// on addr (host:port) after a grace of a few seconds, naming the listener.
 func RequirePortClosed(t testing.TB, addr string) {
 	t.Helper()
-	if err := portClosed(addr); err != nil {
-		t.Fatal(err)
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if err = portClosed(addr); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
+	_, port, _ := net.SplitHostPort(addr)
+	out, _ := exec.Command("ss", "-Htlnp", "sport = :"+port).CombinedOutput()
+	t.Fatalf("%v; listeners: %s", err, strings.TrimSpace(string(out)))
 }
 
 func portClosed(addr string) error {

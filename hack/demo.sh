@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The reference scenario (design.md §5, from the akri-on-krustlet demo), end to
+# end, on the local cluster of state directory STATE.
+#
+# Usage: hack/demo.sh STATE     (`./just demo` builds everything and calls it)
+#
+# The scenario is a list of steps, each a shell function below. A step that is
+# not built yet calls `not_built "<what>"`; a later issue replaces that call
+# with the real commands. The script exits 0 when every built step succeeded,
+# and prints what is still missing.
+set -euo pipefail
+state=$(realpath -m "${1:?usage: hack/demo.sh STATE_DIR}")
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+wasilet=${WASILET_BIN:-$PWD/bin/wasilet}
+tools=${WASILET_TOOLS_DIR:-$(hack/tools.sh --dir)}
+export PATH="$tools:$PATH" # kubectl, oras, crictl of the pinned versions
+
+missing=()
+step() { printf '\n== %s\n' "$*" >&2; }
+not_built() { missing+=("$*"); printf '   (not built yet: %s)\n' "$*" >&2; }
+
+# 1. The local control plane and registry.
+step_cluster() {
+  step "local cluster (etcd, kube-apiserver, controller-manager, scheduler, registry)"
+  local out
+  out=$("$wasilet" cluster up --state "$state" --tools-dir "$tools")
+  eval "$out" # export KUBECONFIG=…
+  kubectl get --raw /readyz >/dev/null
+  echo "   apiserver ready; $out" >&2
+}
+
+# 2. A wasilet node joins through TLS bootstrap (kubernetes.io/arch=wasm32-wasi).
+step_node() {
+  step "wasilet node joins the cluster"
+  not_built "wasilet node (TLS bootstrap with $state/bootstrap.kubeconfig, node Ready, arch wasm32-wasi)"
+}
+
+# 3. Akri: CRDs, controller and agent.
+step_akri() {
+  step "Akri CRDs, wasilet controller and wasilet agent"
+  not_built "Akri CRDs (Configuration, Instance) in deploy/"
+  not_built "wasilet controller (Configurations → broker pods and services)"
+  not_built "wasilet agent (discovery handler registry, Instances, device plugins)"
+}
+
+# 4. The Wasm debugEcho discovery handler behind wasilet proxy.
+step_discovery() {
+  step "debugEcho discovery handler (Wasm) behind wasilet proxy"
+  not_built "wasilet proxy registering debugEcho, exchanging in.in/out.out with the Wasm DH"
+  not_built "Wasm discovery handler pod wasi-debug-echo (image pushed to the local registry)"
+}
+
+# 5. Configuration akri-debug-echo → Instance → broker pod that uses the device.
+step_broker() {
+  step "Configuration akri-debug-echo: Instance and broker pod"
+  not_built "kubectl get akrii shows the Instance of foo0"
+  not_built "broker pod Running with akri.sh/akri-debug-echo-8120fe: 1"
+  not_built "kubectl logs of the broker prints: Pod is running and using debugEcho device named: \"foo0\""
+}
+
+step_cluster
+step_node
+step_akri
+step_discovery
+step_broker
+
+printf '\n== summary\n' >&2
+echo "export KUBECONFIG=$KUBECONFIG"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "The cluster is up. Not built yet (${#missing[@]} parts of the reference scenario):" >&2
+  for m in "${missing[@]}"; do echo "  - $m" >&2; done
+fi
+echo "Stop the cluster with: ./just cluster-down" >&2
