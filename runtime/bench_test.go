@@ -2,6 +2,9 @@ package runtime_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
 	"testing"
 
 	"github.com/wasilet/wasilet/runtime"
@@ -14,6 +17,21 @@ import (
 //   - warm: the engine already holds the program in memory.
 func BenchmarkStart(b *testing.B) {
 	wasm, key := readTestprog(b)
+	benchStart(b, wasm, key)
+}
+
+// BenchmarkStartComponent is BenchmarkStart for the component build of
+// testprog, for comparison with the core module in the same run.
+func BenchmarkStartComponent(b *testing.B) {
+	wasm, err := os.ReadFile(componentWasm(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sum := sha256.Sum256(wasm)
+	benchStart(b, wasm, hex.EncodeToString(sum[:]))
+}
+
+func benchStart(b *testing.B, wasm []byte, key string) {
 	spec := runtime.Spec{Name: "testprog", Args: []string{"exit", "0"}}
 	ctx := context.Background()
 	start := func(b *testing.B, e *runtime.Engine, digest string) {
@@ -84,7 +102,11 @@ func BenchmarkStart(b *testing.B) {
 // BenchmarkRun is instantiate + run of `testprog exit 0` with a loaded
 // program: the per-container cost once the image is cached.
 func BenchmarkRun(b *testing.B) {
-	p := testprog(b)
+	b.Run("module", func(b *testing.B) { benchRun(b, testprog(b)) })
+	b.Run("component", func(b *testing.B) { benchRun(b, testprogComponent(b)) })
+}
+
+func benchRun(b *testing.B, p *runtime.Program) {
 	spec := runtime.Spec{Name: "testprog", Args: []string{"exit", "0"}}
 	for b.Loop() {
 		res, err := p.Run(context.Background(), spec)
