@@ -55,7 +55,8 @@ type Spec struct {
 	// Stdout and Stderr receive the guest's output (nil: discarded). Run
 	// returns only after everything the guest wrote has been written here;
 	// a Write error does not stop the guest (its further output is dropped).
-	// Each is written from one goroutine at a time.
+	// Each is written by its own goroutine, so the two run concurrently: if
+	// they share an underlying writer, it must allow that.
 	Stdout io.Writer
 	Stderr io.Writer
 	// MemoryLimit caps each linear memory of the guest, in bytes (0: no
