@@ -21,6 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/wasilet/wasilet/internal/devicemanager/plugintest"
 )
 
 const res = "example.com/dev"
@@ -93,8 +95,8 @@ func TestRegisterAndListAndWatch(t *testing.T) {
 	case <-m.Updates():
 	default:
 	}
-	p := newTestPlugin(t, dir, res, "p.sock", nil, "d1", "d2", "d3")
-	p.start()
+	p := newPlugin(t, dir, res, "p.sock", nil, "d1", "d2", "d3")
+	start(t, p)
 	waitCounts(t, m, res, 3, 3)
 	select {
 	case <-m.Updates():
@@ -103,12 +105,12 @@ func TestRegisterAndListAndWatch(t *testing.T) {
 	}
 
 	// One device turns unhealthy, one disappears: the full list wins.
-	p.setDevices(&pluginapi.Device{ID: "d1", Health: pluginapi.Healthy}, &pluginapi.Device{ID: "d2", Health: pluginapi.Unhealthy})
+	p.SetDevices(&pluginapi.Device{ID: "d1", Health: pluginapi.Healthy}, &pluginapi.Device{ID: "d2", Health: pluginapi.Unhealthy})
 	waitCounts(t, m, res, 2, 1)
 	if got := m.AllocatableDevices()[res]; len(got) != 1 || got[0].ID != "d1" {
 		t.Fatalf("AllocatableDevices = %+v, want only d1", got)
 	}
-	p.setDevices(healthy("d1", "d2", "d3", "d4")...)
+	p.SetDevices(plugintest.Healthy("d1", "d2", "d3", "d4")...)
 	waitCounts(t, m, res, 4, 4)
 }
 
@@ -129,7 +131,7 @@ func TestRegisterRejects(t *testing.T) {
 		{"no plugin", &pluginapi.RegisterRequest{Version: pluginapi.Version, Endpoint: "missing.sock", ResourceName: res}, "get device plugin options"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := registerAt(kubelet, tc.req)
+			err := plugintest.RegisterAt(kubelet, tc.req)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Register error = %v, want it to contain %q", err, tc.want)
 			}
@@ -143,12 +145,12 @@ func TestRegisterRejects(t *testing.T) {
 func TestAdmitPreferredAllocationAndPreStart(t *testing.T) {
 	dir := shortDir(t)
 	m := startManager(t, dir, time.Hour)
-	p := newTestPlugin(t, dir, res, "p.sock", &pluginapi.DevicePluginOptions{PreStartRequired: true, GetPreferredAllocationAvailable: true}, "d1", "d2", "d3", "d4")
-	p.preferFunc = func(r *pluginapi.ContainerPreferredAllocationRequest) []string { return []string{"d4", "d2"} }
-	p.start()
+	p := newPlugin(t, dir, res, "p.sock", &pluginapi.DevicePluginOptions{PreStartRequired: true, GetPreferredAllocationAvailable: true}, "d1", "d2", "d3", "d4")
+	p.PreferFunc = func(r *pluginapi.ContainerPreferredAllocationRequest) []string { return []string{"d4", "d2"} }
+	start(t, p)
 	// A second plugin with its own envs, mounts, devices and annotations.
-	q := newTestPlugin(t, dir, "example.com/other", "q.sock", nil, "o1")
-	q.allocFunc = func(ids []string) *pluginapi.ContainerAllocateResponse {
+	q := newPlugin(t, dir, "example.com/other", "q.sock", nil, "o1")
+	q.AllocFunc = func(ids []string) *pluginapi.ContainerAllocateResponse {
 		return &pluginapi.ContainerAllocateResponse{
 			Envs:        map[string]string{"OTHER": strings.Join(ids, ","), "DEV_d4": "conflict-loses"},
 			Mounts:      []*pluginapi.Mount{{ContainerPath: "/other", HostPath: "/host/other", ReadOnly: true}},
@@ -156,7 +158,7 @@ func TestAdmitPreferredAllocationAndPreStart(t *testing.T) {
 			Annotations: map[string]string{"example.com/other": "yes"},
 		}
 	}
-	q.start()
+	start(t, q)
 	waitCounts(t, m, res, 4, 4)
 	waitCounts(t, m, "example.com/other", 1, 1)
 
@@ -164,7 +166,7 @@ func TestAdmitPreferredAllocationAndPreStart(t *testing.T) {
 	if err := m.Admit(context.Background(), pod); err != nil {
 		t.Fatalf("Admit: %v", err)
 	}
-	pref, allocs, _ := p.calls()
+	pref, allocs, _ := p.Calls()
 	if len(pref) != 1 {
 		t.Fatalf("GetPreferredAllocation called %d times, want 1", len(pref))
 	}
@@ -175,7 +177,7 @@ func TestAdmitPreferredAllocationAndPreStart(t *testing.T) {
 	if len(allocs) != 1 || !reflect.DeepEqual(sorted(allocs[0].ContainerRequests[0].DevicesIds), []string{"d2", "d4"}) {
 		t.Fatalf("Allocate requests = %v, want the preferred d2,d4", allocs)
 	}
-	if _, _, pre := p.calls(); len(pre) != 0 {
+	if _, _, pre := p.Calls(); len(pre) != 0 {
 		t.Fatalf("PreStartContainer called at admission: %v", pre)
 	}
 
@@ -183,11 +185,11 @@ func TestAdmitPreferredAllocationAndPreStart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("PrepareContainer: %v", err)
 	}
-	_, _, pre := p.calls()
+	_, _, pre := p.Calls()
 	if len(pre) != 1 || !reflect.DeepEqual(sorted(pre[0].DevicesIds), []string{"d2", "d4"}) {
 		t.Fatalf("PreStartContainer calls = %v, want one with d2,d4", pre)
 	}
-	if _, _, qpre := q.calls(); len(qpre) != 0 {
+	if _, _, qpre := q.Calls(); len(qpre) != 0 {
 		t.Fatalf("PreStartContainer called on a plugin that does not require it")
 	}
 	want := &ContainerAllocation{
@@ -217,8 +219,8 @@ func TestAdmitPreferredAllocationAndPreStart(t *testing.T) {
 func TestAdmitRejects(t *testing.T) {
 	dir := shortDir(t)
 	m := startManager(t, dir, time.Hour)
-	p := newTestPlugin(t, dir, res, "p.sock", nil, "d1", "d2")
-	p.start()
+	p := newPlugin(t, dir, res, "p.sock", nil, "d1", "d2")
+	start(t, p)
 	waitCounts(t, m, res, 2, 2)
 
 	for _, tc := range []struct {
@@ -249,7 +251,7 @@ func TestAdmitRejects(t *testing.T) {
 	if err := m.Admit(context.Background(), testPod("u3", ctr{name: "app", req: map[string]int64{"cpu": 1}})); err != nil {
 		t.Fatal(err)
 	}
-	if _, allocs, _ := p.calls(); len(allocs) != 0 {
+	if _, allocs, _ := p.Calls(); len(allocs) != 0 {
 		t.Fatalf("Allocate called for rejected or device-less pods: %v", allocs)
 	}
 }
@@ -257,8 +259,8 @@ func TestAdmitRejects(t *testing.T) {
 func TestNoDeviceHandedOutTwiceAndRelease(t *testing.T) {
 	dir := shortDir(t)
 	m := startManager(t, dir, time.Hour)
-	p := newTestPlugin(t, dir, res, "p.sock", nil, "d1", "d2", "d3")
-	p.start()
+	p := newPlugin(t, dir, res, "p.sock", nil, "d1", "d2", "d3")
+	start(t, p)
 	waitCounts(t, m, res, 3, 3)
 	ctx := context.Background()
 
@@ -271,11 +273,11 @@ func TestNoDeviceHandedOutTwiceAndRelease(t *testing.T) {
 		t.Fatalf("second pod admitted with only 1 free device: %v", err)
 	}
 	// Admit is idempotent: no new Allocate for a pod that holds its devices.
-	_, before, _ := p.calls()
+	_, before, _ := p.Calls()
 	if err := m.Admit(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	if _, after, _ := p.calls(); len(after) != len(before) {
+	if _, after, _ := p.Calls(); len(after) != len(before) {
 		t.Fatalf("re-Admit called Allocate again")
 	}
 	held := devIDs(m, a)
@@ -305,8 +307,8 @@ func TestNoDeviceHandedOutTwiceAndRelease(t *testing.T) {
 func TestInitContainerDevicesReused(t *testing.T) {
 	dir := shortDir(t)
 	m := startManager(t, dir, time.Hour)
-	p := newTestPlugin(t, dir, res, "p.sock", nil, "d1", "d2")
-	p.start()
+	p := newPlugin(t, dir, res, "p.sock", nil, "d1", "d2")
+	start(t, p)
 	waitCounts(t, m, res, 2, 2)
 	pod := testPod("u", ctr{name: "init", init: true, req: map[string]int64{res: 2}}, ctr{name: "app", req: map[string]int64{res: 2}})
 	if err := m.Admit(context.Background(), pod); err != nil {
@@ -334,9 +336,11 @@ func TestCheckpointRestoreAndReregistration(t *testing.T) {
 	if err := m.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := newTestPlugin(t, dir, res, "p.sock", &pluginapi.DevicePluginOptions{PreStartRequired: true}, "d1", "d2", "d3")
-	p.start()
-	p.watchKubeletRestart()
+	p := newPlugin(t, dir, res, "p.sock", &pluginapi.DevicePluginOptions{PreStartRequired: true}, "d1", "d2", "d3")
+	start(t, p)
+	if err := p.WatchKubeletRestart(); err != nil {
+		t.Fatal(err)
+	}
 	waitCounts(t, m, res, 3, 3)
 	pod := testPod("u1", ctr{name: "app", req: map[string]int64{res: 2}})
 	ctx := context.Background()
@@ -356,7 +360,7 @@ func TestCheckpointRestoreAndReregistration(t *testing.T) {
 		t.Fatalf("restored pods = %v", got)
 	}
 	waitCounts(t, m2, res, 3, 3)
-	_, allocsBefore, _ := p.calls()
+	_, allocsBefore, _ := p.Calls()
 	if err := m2.Admit(ctx, pod); err != nil {
 		t.Fatalf("re-Admit after restart: %v", err)
 	}
@@ -367,7 +371,7 @@ func TestCheckpointRestoreAndReregistration(t *testing.T) {
 	if !reflect.DeepEqual(before, after) {
 		t.Fatalf("allocation changed across restart:\n%+v\n%+v", before, after)
 	}
-	if _, allocsAfter, _ := p.calls(); len(allocsAfter) != len(allocsBefore) {
+	if _, allocsAfter, _ := p.Calls(); len(allocsAfter) != len(allocsBefore) {
 		t.Fatalf("restored pod was allocated again")
 	}
 	// The restored devices are not free.
@@ -380,15 +384,15 @@ func TestCheckpointRestoreAndReregistration(t *testing.T) {
 func TestRestoredAllocationWithoutPlugin(t *testing.T) {
 	dir := shortDir(t)
 	m := startManager(t, dir, time.Hour)
-	p := newTestPlugin(t, dir, res, "p.sock", nil, "d1")
-	p.start()
+	p := newPlugin(t, dir, res, "p.sock", nil, "d1")
+	start(t, p)
 	waitCounts(t, m, res, 1, 1)
 	pod := testPod("u1", ctr{name: "app", req: map[string]int64{res: 1}})
 	if err := m.Admit(context.Background(), pod); err != nil {
 		t.Fatal(err)
 	}
 	m.Stop()
-	p.stop()
+	p.Stop()
 
 	m2 := startManager(t, dir, time.Hour)
 	// Known resource, plugin not back: present with 0 until the grace ends.
@@ -422,27 +426,27 @@ func TestCorruptCheckpointIgnored(t *testing.T) {
 func TestPluginDeathDropsAllocatable(t *testing.T) {
 	dir := shortDir(t)
 	m := startManager(t, dir, time.Hour)
-	p := newTestPlugin(t, dir, res, "p.sock", nil, "d1", "d2", "d3")
-	p.start()
+	p := newPlugin(t, dir, res, "p.sock", nil, "d1", "d2", "d3")
+	start(t, p)
 	waitCounts(t, m, res, 3, 3)
-	p.stop()
+	p.Stop()
 	// Allocatable drops at once; capacity is kept during the grace period.
 	waitCounts(t, m, res, 3, 0)
 	if err := m.Admit(context.Background(), testPod("u", ctr{name: "c", req: map[string]int64{res: 1}})); !IsAdmissionError(err) {
 		t.Fatalf("Admit with a dead plugin: %v", err)
 	}
 	// It comes back.
-	p.start()
+	start(t, p)
 	waitCounts(t, m, res, 3, 3)
 }
 
 func TestPluginDeathGracePeriodRemovesResource(t *testing.T) {
 	dir := shortDir(t)
 	m := startManager(t, dir, 200*time.Millisecond)
-	p := newTestPlugin(t, dir, res, "p.sock", nil, "d1", "d2")
-	p.start()
+	p := newPlugin(t, dir, res, "p.sock", nil, "d1", "d2")
+	start(t, p)
 	waitCounts(t, m, res, 2, 2)
-	p.stop()
+	p.Stop()
 	select {
 	case <-m.Updates():
 	case <-time.After(60 * time.Second):
@@ -456,7 +460,7 @@ func TestPluginDeathGracePeriodRemovesResource(t *testing.T) {
 	if _, _, deleted := m.Resources(); !slices.Contains(deleted, res) {
 		t.Fatalf("deleted no longer reported: %v", deleted)
 	}
-	p.start()
+	start(t, p)
 	waitCounts(t, m, res, 2, 2)
 	if _, _, deleted := m.Resources(); slices.Contains(deleted, res) {
 		t.Fatalf("re-registered resource still reported deleted")
@@ -466,15 +470,15 @@ func TestPluginDeathGracePeriodRemovesResource(t *testing.T) {
 func TestReregistrationReplacesEndpoint(t *testing.T) {
 	dir := shortDir(t)
 	m := startManager(t, dir, time.Hour)
-	old := newTestPlugin(t, dir, res, "old.sock", nil, "d1", "d2")
-	old.start()
+	old := newPlugin(t, dir, res, "old.sock", nil, "d1", "d2")
+	start(t, old)
 	waitCounts(t, m, res, 2, 2)
-	nu := newTestPlugin(t, dir, res, "new.sock", nil, "n1", "n2", "n3")
-	nu.start()
+	nu := newPlugin(t, dir, res, "new.sock", nil, "n1", "n2", "n3")
+	start(t, nu)
 	waitCounts(t, m, res, 3, 3)
 	// The old plugin going away no longer matters.
-	old.stop()
-	old.setDevices()
+	old.Stop()
+	old.SetDevices()
 	pod := testPod("u", ctr{name: "c", req: map[string]int64{res: 3}})
 	if err := m.Admit(context.Background(), pod); err != nil {
 		t.Fatal(err)
@@ -482,7 +486,7 @@ func TestReregistrationReplacesEndpoint(t *testing.T) {
 	if c, a, _ := counts(m, res); c != 3 || a != 3 {
 		t.Fatalf("after old plugin stopped: capacity %d allocatable %d", c, a)
 	}
-	if _, allocs, _ := nu.calls(); len(allocs) != 1 {
+	if _, allocs, _ := nu.Calls(); len(allocs) != 1 {
 		t.Fatalf("new plugin Allocate calls = %d", len(allocs))
 	}
 }

@@ -26,10 +26,11 @@ import (
 // Socket is the file name of the PodResources socket in Options.Dir.
 const Socket = "kubelet.sock"
 
-// PodLister lists the pods bound to this node (terminal ones included; List
-// leaves them out, as the kubelet lists only active pods).
+// PodLister lists the pods the node runs (terminal ones included; List
+// leaves them out, as the kubelet lists only active pods). It is
+// virtual-kubelet's PodLifecycleHandler.GetPods, so *pods.Provider fits.
 type PodLister interface {
-	Pods() []*corev1.Pod
+	GetPods(ctx context.Context) ([]*corev1.Pod, error)
 }
 
 // DeviceSource answers which devices containers hold and which are healthy;
@@ -131,8 +132,12 @@ func (s *Server) Stop() {
 // List reports the devices of every active pod's containers (restartable
 // init containers and app containers, like the kubelet).
 func (s *Server) List(ctx context.Context, _ *podresourcesapi.ListPodResourcesRequest) (*podresourcesapi.ListPodResourcesResponse, error) {
+	pods, err := s.opts.Pods.GetPods(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "list pods: %v", err)
+	}
 	resp := &podresourcesapi.ListPodResourcesResponse{PodResources: []*podresourcesapi.PodResources{}}
-	for _, p := range s.opts.Pods.Pods() {
+	for _, p := range pods {
 		if p == nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
@@ -143,7 +148,11 @@ func (s *Server) List(ctx context.Context, _ *podresourcesapi.ListPodResourcesRe
 
 // Get reports one pod.
 func (s *Server) Get(ctx context.Context, r *podresourcesapi.GetPodResourcesRequest) (*podresourcesapi.GetPodResourcesResponse, error) {
-	for _, p := range s.opts.Pods.Pods() {
+	pods, err := s.opts.Pods.GetPods(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "list pods: %v", err)
+	}
+	for _, p := range pods {
 		if p != nil && p.Namespace == r.PodNamespace && p.Name == r.PodName {
 			return &podresourcesapi.GetPodResourcesResponse{PodResources: s.podResources(p)}, nil
 		}

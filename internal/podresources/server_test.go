@@ -28,10 +28,10 @@ type fakePods struct {
 	pods []*corev1.Pod
 }
 
-func (f *fakePods) Pods() []*corev1.Pod {
+func (f *fakePods) GetPods(context.Context) ([]*corev1.Pod, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.pods
+	return f.pods, nil
 }
 
 type fakeDevices struct {

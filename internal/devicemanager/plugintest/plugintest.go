@@ -1,4 +1,10 @@
-package devicemanager
+// Package plugintest is a real deviceplugin v1beta1 plugin for tests: a
+// gRPC server on a unix socket in the device-plugin directory that
+// registers itself, streams a device list it can change, records the
+// GetPreferredAllocation, Allocate and PreStartContainer calls it gets and,
+// like the upstream sample device plugin, re-registers when kubelet.sock is
+// created again.
+package plugintest
 
 import (
 	"context"
@@ -7,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -17,13 +22,13 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 )
 
-// testPlugin is a real v1beta1 device plugin served on a unix socket in the
-// device-plugin directory. It records the calls it gets and, like the
-// upstream sample plugin, re-registers when kubelet.sock is created again.
-type testPlugin struct {
+// KubeletSocket is the registration socket's name in the directory.
+const KubeletSocket = "kubelet.sock"
+
+// Plugin is one test device plugin.
+type Plugin struct {
 	pluginapi.UnimplementedDevicePluginServer
 
-	t        *testing.T
 	dir      string
 	resource string
 	sockName string
@@ -36,36 +41,40 @@ type testPlugin struct {
 	preferred []*pluginapi.PreferredAllocationRequest
 	allocs    []*pluginapi.AllocateRequest
 	prestarts []*pluginapi.PreStartContainerRequest
-	// preferFunc answers GetPreferredAllocation (default: no preference).
-	preferFunc func(*pluginapi.ContainerPreferredAllocationRequest) []string
-	// allocFunc answers one container request (default: env + mount per device).
-	allocFunc func(ids []string) *pluginapi.ContainerAllocateResponse
+	// PreferFunc answers GetPreferredAllocation (default: no preference).
+	// Set it before Start.
+	PreferFunc func(*pluginapi.ContainerPreferredAllocationRequest) []string
+	// AllocFunc answers one container request (default: env DEV_<id>=<id>
+	// and a mount /dev-<id> of <dir>/host-<id> per device). Set it before Start.
+	AllocFunc func(ids []string) *pluginapi.ContainerAllocateResponse
 	watcher   *fsnotify.Watcher
 }
 
-func newTestPlugin(t *testing.T, dir, resource, sockName string, opts *pluginapi.DevicePluginOptions, ids ...string) *testPlugin {
-	p := &testPlugin{t: t, dir: dir, resource: resource, sockName: sockName, opts: opts, streams: map[chan struct{}]bool{}}
+// New returns a plugin for resource serving <dir>/<sockName> with healthy
+// devices ids. Call Start, and Stop when done.
+func New(dir, resource, sockName string, opts *pluginapi.DevicePluginOptions, ids ...string) *Plugin {
+	p := &Plugin{dir: dir, resource: resource, sockName: sockName, opts: opts, streams: map[chan struct{}]bool{}}
 	if p.opts == nil {
 		p.opts = &pluginapi.DevicePluginOptions{}
 	}
 	for _, id := range ids {
 		p.devs = append(p.devs, &pluginapi.Device{ID: id, Health: pluginapi.Healthy})
 	}
-	t.Cleanup(p.stop)
 	return p
 }
 
-func (p *testPlugin) socket() string { return filepath.Join(p.dir, p.sockName) }
+// Socket is the plugin's socket path.
+func (p *Plugin) Socket() string { return filepath.Join(p.dir, p.sockName) }
 
-// serve starts (or restarts) the gRPC server on the plugin socket.
-func (p *testPlugin) serve() error {
+// Serve starts (or restarts) the gRPC server on the plugin socket.
+func (p *Plugin) Serve() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.server != nil {
 		p.server.Stop()
 	}
-	os.Remove(p.socket())
-	ln, err := net.Listen("unix", p.socket())
+	os.Remove(p.Socket())
+	ln, err := net.Listen("unix", p.Socket())
 	if err != nil {
 		return fmt.Errorf("test plugin listen: %w", err)
 	}
@@ -76,25 +85,26 @@ func (p *testPlugin) serve() error {
 	return nil
 }
 
-// start serves the plugin and registers it.
-func (p *testPlugin) start() {
-	p.t.Helper()
-	if err := p.serve(); err != nil {
-		p.t.Fatal(err)
+// Start serves the plugin and registers it.
+func (p *Plugin) Start() error {
+	if err := p.Serve(); err != nil {
+		return err
 	}
-	if err := p.register(pluginapi.Version); err != nil {
-		p.t.Fatalf("register %s: %v", p.resource, err)
+	if err := p.Register(pluginapi.Version); err != nil {
+		return fmt.Errorf("register %s: %w", p.resource, err)
 	}
+	return nil
 }
 
-// register calls Register on kubelet.sock.
-func (p *testPlugin) register(version string) error {
-	return registerAt(filepath.Join(p.dir, KubeletSocket), &pluginapi.RegisterRequest{
+// Register calls Register on <dir>/kubelet.sock with the given API version.
+func (p *Plugin) Register(version string) error {
+	return RegisterAt(filepath.Join(p.dir, KubeletSocket), &pluginapi.RegisterRequest{
 		Version: version, Endpoint: p.sockName, ResourceName: p.resource, Options: p.opts,
 	})
 }
 
-func registerAt(kubeletSock string, req *pluginapi.RegisterRequest) error {
+// RegisterAt sends req to the registration socket kubeletSock.
+func RegisterAt(kubeletSock string, req *pluginapi.RegisterRequest) error {
 	conn, err := grpc.NewClient("unix://"+kubeletSock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -106,15 +116,16 @@ func registerAt(kubeletSock string, req *pluginapi.RegisterRequest) error {
 	return err
 }
 
-// watchKubeletRestart re-serves and re-registers whenever kubelet.sock is
+// WatchKubeletRestart re-serves and re-registers whenever kubelet.sock is
 // created, as the upstream sample device plugin does.
-func (p *testPlugin) watchKubeletRestart() {
+func (p *Plugin) WatchKubeletRestart() error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		p.t.Fatal(err)
+		return err
 	}
 	if err := w.Add(p.dir); err != nil {
-		p.t.Fatal(err)
+		w.Close()
+		return err
 	}
 	p.mu.Lock()
 	p.watcher = w
@@ -122,19 +133,21 @@ func (p *testPlugin) watchKubeletRestart() {
 	go func() {
 		for ev := range w.Events {
 			if filepath.Base(ev.Name) == KubeletSocket && ev.Op&fsnotify.Create != 0 {
-				if err := p.serve(); err != nil {
+				if err := p.Serve(); err != nil {
 					fmt.Fprintln(os.Stderr, "test plugin restart:", err)
 					continue
 				}
-				if err := p.register(pluginapi.Version); err != nil {
+				if err := p.Register(pluginapi.Version); err != nil {
 					fmt.Fprintln(os.Stderr, "test plugin re-register:", err)
 				}
 			}
 		}
 	}()
+	return nil
 }
 
-func (p *testPlugin) stop() {
+// Stop stops the watcher and the server (the plugin "dies"); Start brings it back.
+func (p *Plugin) Stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.watcher != nil {
@@ -147,8 +160,8 @@ func (p *testPlugin) stop() {
 	}
 }
 
-// setDevices replaces the device list and pushes it to every stream.
-func (p *testPlugin) setDevices(devs ...*pluginapi.Device) {
+// SetDevices replaces the device list and pushes it to every stream.
+func (p *Plugin) SetDevices(devs ...*pluginapi.Device) {
 	p.mu.Lock()
 	p.devs = devs
 	for ch := range p.streams {
@@ -160,11 +173,11 @@ func (p *testPlugin) setDevices(devs ...*pluginapi.Device) {
 	p.mu.Unlock()
 }
 
-func (p *testPlugin) GetDevicePluginOptions(context.Context, *pluginapi.Empty) (*pluginapi.DevicePluginOptions, error) {
+func (p *Plugin) GetDevicePluginOptions(context.Context, *pluginapi.Empty) (*pluginapi.DevicePluginOptions, error) {
 	return proto.Clone(p.opts).(*pluginapi.DevicePluginOptions), nil
 }
 
-func (p *testPlugin) ListAndWatch(_ *pluginapi.Empty, s grpc.ServerStreamingServer[pluginapi.ListAndWatchResponse]) error {
+func (p *Plugin) ListAndWatch(_ *pluginapi.Empty, s grpc.ServerStreamingServer[pluginapi.ListAndWatchResponse]) error {
 	ch := make(chan struct{}, 1)
 	ch <- struct{}{}
 	p.mu.Lock()
@@ -190,10 +203,10 @@ func (p *testPlugin) ListAndWatch(_ *pluginapi.Empty, s grpc.ServerStreamingServ
 	}
 }
 
-func (p *testPlugin) GetPreferredAllocation(_ context.Context, r *pluginapi.PreferredAllocationRequest) (*pluginapi.PreferredAllocationResponse, error) {
+func (p *Plugin) GetPreferredAllocation(_ context.Context, r *pluginapi.PreferredAllocationRequest) (*pluginapi.PreferredAllocationResponse, error) {
 	p.mu.Lock()
 	p.preferred = append(p.preferred, r)
-	f := p.preferFunc
+	f := p.PreferFunc
 	p.mu.Unlock()
 	resp := &pluginapi.PreferredAllocationResponse{}
 	for _, cr := range r.ContainerRequests {
@@ -206,10 +219,10 @@ func (p *testPlugin) GetPreferredAllocation(_ context.Context, r *pluginapi.Pref
 	return resp, nil
 }
 
-func (p *testPlugin) Allocate(_ context.Context, r *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
+func (p *Plugin) Allocate(_ context.Context, r *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
 	p.mu.Lock()
 	p.allocs = append(p.allocs, r)
-	f := p.allocFunc
+	f := p.AllocFunc
 	p.mu.Unlock()
 	resp := &pluginapi.AllocateResponse{}
 	for _, cr := range r.ContainerRequests {
@@ -227,14 +240,15 @@ func (p *testPlugin) Allocate(_ context.Context, r *pluginapi.AllocateRequest) (
 	return resp, nil
 }
 
-func (p *testPlugin) PreStartContainer(_ context.Context, r *pluginapi.PreStartContainerRequest) (*pluginapi.PreStartContainerResponse, error) {
+func (p *Plugin) PreStartContainer(_ context.Context, r *pluginapi.PreStartContainerRequest) (*pluginapi.PreStartContainerResponse, error) {
 	p.mu.Lock()
 	p.prestarts = append(p.prestarts, r)
 	p.mu.Unlock()
 	return &pluginapi.PreStartContainerResponse{}, nil
 }
 
-func (p *testPlugin) calls() (preferred []*pluginapi.PreferredAllocationRequest, allocs []*pluginapi.AllocateRequest, prestarts []*pluginapi.PreStartContainerRequest) {
+// Calls returns the requests received so far.
+func (p *Plugin) Calls() (preferred []*pluginapi.PreferredAllocationRequest, allocs []*pluginapi.AllocateRequest, prestarts []*pluginapi.PreStartContainerRequest) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]*pluginapi.PreferredAllocationRequest(nil), p.preferred...),
@@ -242,35 +256,8 @@ func (p *testPlugin) calls() (preferred []*pluginapi.PreferredAllocationRequest,
 		append([]*pluginapi.PreStartContainerRequest(nil), p.prestarts...)
 }
 
-// shortDir returns a temporary directory with a short path (unix socket
-// paths are limited to 107 bytes).
-func shortDir(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("/tmp", "dm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
-// eventually polls cond until it holds or a generous deadline passes.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
-}
-
-func healthy(ids ...string) []*pluginapi.Device {
+// Healthy returns healthy devices with the given ids.
+func Healthy(ids ...string) []*pluginapi.Device {
 	var out []*pluginapi.Device
 	for _, id := range ids {
 		out = append(out, &pluginapi.Device{ID: id, Health: pluginapi.Healthy})
