@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Compiled artifacts live at CacheDir/<fingerprint>/<sha256 of wasm>.<kind>.
@@ -133,4 +134,56 @@ func writeArtifact(path string, payload []byte) (retErr error) {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// PruneCache removes what this engine will never read from CacheDir: the
+// directories of other engine fingerprints (artifacts of older wasmtime
+// versions or settings) and temporary files left by interrupted writes more
+// than an hour old. It returns how many entries it removed. Safe to call
+// while the engine is in use; meant for node start-up.
+func (e *Engine) PruneCache() (int, error) {
+	if e.cacheDir == "" {
+		return 0, nil
+	}
+	entries, err := os.ReadDir(e.cacheDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("prune compiled cache: %w", err)
+	}
+	removed := 0
+	for _, ent := range entries {
+		if !ent.IsDir() || !isFingerprint(ent.Name()) {
+			continue // not ours: leave it
+		}
+		dir := filepath.Join(e.cacheDir, ent.Name())
+		if ent.Name() != e.fingerprint {
+			if err := os.RemoveAll(dir); err != nil {
+				return removed, fmt.Errorf("prune compiled cache: %w", err)
+			}
+			removed++
+			continue
+		}
+		tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+		for _, tmp := range tmps {
+			if fi, err := os.Stat(tmp); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				if os.Remove(tmp) == nil {
+					removed++
+				}
+			}
+		}
+	}
+	return removed, nil
+}
+
+func isFingerprint(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

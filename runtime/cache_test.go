@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wasilet/wasilet/runtime"
 )
@@ -160,5 +162,38 @@ func TestStoreLayout(t *testing.T) {
 	// its C pointer (see interrupt.go); make that failure loud here too.
 	if err := runtime.CheckStoreLayoutForTest(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPruneCache(t *testing.T) {
+	wasm, key := readTestprog(t)
+	dir := t.TempDir()
+	e := newEngine(t, dir)
+	mustLoad(t, e, wasm)
+	old := filepath.Join(dir, "0123456789abcdef")
+	foreign := filepath.Join(dir, "not-ours")
+	staleTmp := filepath.Join(dir, e.Fingerprint(), ".tmp-123")
+	freshTmp := filepath.Join(dir, e.Fingerprint(), ".tmp-456")
+	for _, d := range []string{old, foreign} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{staleTmp, freshTmp} {
+		os.WriteFile(f, []byte("partial"), 0o644)
+	}
+	long := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(staleTmp, long, long)
+	n, err := e.PruneCache()
+	if err != nil || n != 2 {
+		t.Fatalf("PruneCache = %d, %v; want 2", n, err)
+	}
+	for path, want := range map[string]bool{
+		old: false, staleTmp: false, foreign: true, freshTmp: true,
+		e.ArtifactPath(key, runtime.KindModule): true,
+	} {
+		if _, err := os.Stat(path); (err == nil) != want {
+			t.Errorf("%s: exists=%v, want %v", path, err == nil, want)
+		}
 	}
 }

@@ -33,7 +33,7 @@ func (b componentBackend) compile(wasm []byte) (compiledImpl, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &componentProgram{c: c}, nil
+	return &componentProgram{e: b.e, c: c}, nil
 }
 
 func (b componentBackend) deserialize(_ string, payload []byte) (compiledImpl, error) {
@@ -41,11 +41,14 @@ func (b componentBackend) deserialize(_ string, payload []byte) (compiledImpl, e
 	if err != nil {
 		return nil, err
 	}
-	return &componentProgram{c: c}, nil
+	return &componentProgram{e: b.e, c: c}, nil
 }
 
 // componentProgram runs a WASI p2 command component.
-type componentProgram struct{ c *wasmtimec.Component }
+type componentProgram struct {
+	e *Engine
+	c *wasmtimec.Component
+}
 
 func (p *componentProgram) serialize() ([]byte, error) { return p.c.Serialize() }
 func (p *componentProgram) close()                     { p.c.Close() }
@@ -94,8 +97,13 @@ func (p *componentProgram) run(ctx context.Context, spec Spec) (Result, error) {
 		err error
 	}
 	done := make(chan ret, 1)
+	// The run may outlive Run (detached, see componentDetachGrace): it keeps
+	// the engine's ticker going itself, so that it still stops at an epoch
+	// tick once its host call returns.
+	p.e.runStarted()
 	go func() {
 		var r ret
+		defer p.e.runDone()
 		defer func() {
 			if v := recover(); v != nil {
 				r.err = fmt.Errorf("run component: internal error: %v", v)

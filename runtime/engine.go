@@ -81,6 +81,10 @@ type Engine struct {
 
 	stopTicker chan struct{}
 	tickerDone chan struct{}
+	// active counts runs in flight; the ticker sleeps while it is zero and
+	// wake rouses it.
+	active atomic.Int64
+	wake   chan struct{}
 
 	memoryHits, diskHits, compiles, discarded, cacheWriteErrors atomic.Uint64
 }
@@ -117,6 +121,7 @@ func NewEngine(opts Options) (*Engine, error) {
 		programs:    make(map[string]*loadEntry),
 		stopTicker:  make(chan struct{}),
 		tickerDone:  make(chan struct{}),
+		wake:        make(chan struct{}, 1),
 	}
 	go e.tick(interval)
 	return e, nil
@@ -137,11 +142,21 @@ func configFingerprint() string {
 	return hex.EncodeToString(sum[:8])
 }
 
+// tick advances the epoch every interval while runs are in flight, and
+// sleeps (no wake-ups at all) while none are.
 func (e *Engine) tick(interval time.Duration) {
 	defer close(e.tickerDone)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		if e.active.Load() == 0 {
+			select {
+			case <-e.stopTicker:
+				return
+			case <-e.wake:
+				continue
+			}
+		}
 		select {
 		case <-e.stopTicker:
 			return
@@ -150,6 +165,17 @@ func (e *Engine) tick(interval time.Duration) {
 		}
 	}
 }
+
+// runStarted and runDone bracket every run, keeping the ticker going.
+func (e *Engine) runStarted() {
+	e.active.Add(1)
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) runDone() { e.active.Add(-1) }
 
 // Stats returns the load counters.
 func (e *Engine) Stats() Stats {

@@ -37,6 +37,7 @@ func DetectKind(wasm []byte) (Kind, error) {
 // times, concurrently. Programs are owned by their Engine (which caches and
 // shares them between callers) and freed by Engine.Close.
 type Program struct {
+	e      *Engine
 	kind   Kind
 	digest string // sha256:<hex> of the wasm binary
 	impl   programImpl
@@ -67,6 +68,11 @@ func (p *Program) Run(ctx context.Context, spec Spec) (res Result, err error) {
 			err = fmt.Errorf("run %s: internal error: %v", p.digest, r)
 		}
 	}()
+	if err := ctx.Err(); err != nil {
+		return Result{ExitCode: ExitCodeKilled, Reason: ReasonKilled, Message: "not started: " + err.Error()}, nil
+	}
+	p.e.runStarted()
+	defer p.e.runDone()
 	return p.impl.run(ctx, spec)
 }
 
@@ -170,7 +176,7 @@ func (e *Engine) load(kind Kind, key string, wasm []byte) (*Program, error) {
 			return nil, err
 		}
 	}
-	p := &Program{kind: kind, digest: "sha256:" + key}
+	p := &Program{e: e, kind: kind, digest: "sha256:" + key}
 	path := e.artifactPath(key, kind)
 	if path != "" {
 		if payload, ok := e.readArtifact(path); ok {

@@ -404,3 +404,12 @@ func TestConcurrentRuns(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestRunWithDoneContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := testprog(t).Run(ctx, runtime.Spec{Args: []string{"hello"}})
+	if err != nil || res.Reason != runtime.ReasonKilled || res.ExitCode != 137 {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+}
