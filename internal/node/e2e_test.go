@@ -385,9 +385,21 @@ func TestE2EKubeletAPIAuth(t *testing.T) {
 		t.Errorf("POST /exec: %s %s, want 501 not supported on wasm32-wasi", resp.Status, b)
 	}
 
-	pod := n.CreatePod(t, n.Pod(ns, "target", n.Env.RegistryAddr+"/does-not-exist:v1"))
-	n.WaitPod(t, ns, pod.Name, 2*time.Minute, "bound to the node", func(p *corev1.Pod) (bool, error) {
-		return p.Spec.NodeName == n.Name, nil
+	ref := nodetest.PushWasm(t, n.Env, nodetest.WasmFile(t, "testprog.wasm"), "testprog:auth")
+	pod := n.CreatePod(t, n.Pod(ns, "target", ref, func(p *corev1.Pod) {
+		p.Spec.Containers[0].Args = []string{"tick", "1s"}
+	}))
+	n.WaitPodPhase(t, ns, pod.Name, corev1.PodRunning, 2*time.Minute)
+	// The apiserver reaches the kubelet API with its client certificate.
+	clustertest.Eventually(t, time.Minute, "kubectl logs through the apiserver", func() error {
+		out, err := n.Env.Kubectl(ctx, "logs", "-n", ns, pod.Name)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(out), "tick") {
+			return fmt.Errorf("no tick yet: %q", out)
+		}
+		return nil
 	})
 	for _, args := range [][]string{
 		{"exec", "-n", ns, pod.Name, "--", "sh"},
@@ -401,6 +413,7 @@ func TestE2EKubeletAPIAuth(t *testing.T) {
 			t.Errorf("kubectl %s succeeded:\n%s", strings.Join(args, " "), out)
 			continue
 		}
+		t.Logf("kubectl %s (expected to fail): %s", strings.Join(args, " "), bytes.TrimSpace(out))
 		if !strings.Contains(string(out), "not supported on wasm32-wasi") {
 			t.Errorf("kubectl %s: want a clear `not supported on wasm32-wasi` error, got:\n%s", strings.Join(args, " "), out)
 		}

@@ -163,6 +163,9 @@ func start(env *clustertest.Env, o Options) (*Node, error) {
 	if o.Name == "" {
 		o.Name = "wasilet-" + randHex(4)
 	}
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return nil, err
+	}
 	port, err := cluster.FreePort()
 	if err != nil {
 		return nil, err
@@ -698,6 +701,29 @@ func (n *Node) Kubectl(t testing.TB, args ...string) string {
 		t.Fatalf("%v", err)
 	}
 	return string(out)
+}
+
+// WasmDirEnv names the directory of the Wasm test programs (bin/wasm, built
+// by hack/wasm.sh).
+const WasmDirEnv = "WASILET_WASM_DIR"
+
+// WasmFile is the path of a Wasm test program, e.g. "testprog.wasm", in
+// $WASILET_WASM_DIR. It skips the test under -short and fails it when the
+// file is missing.
+func WasmFile(t testing.TB, name string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test (needs the Wasm test programs): skipped with -short")
+	}
+	dir := os.Getenv(WasmDirEnv)
+	if dir == "" {
+		t.Fatalf("%s is not set: run `./just wasm` and `export %s=$PWD/bin/wasm`", WasmDirEnv, WasmDirEnv)
+	}
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s: %v (run `./just wasm`)", name, err)
+	}
+	return p
 }
 
 // PushWasm pushes a Wasm file to the cluster registry as repo:tag (e.g.
