@@ -296,6 +296,19 @@ func (m *Manager) Resources() (capacity, allocatable corev1.ResourceList, delete
 	return capacity, allocatable, deleted
 }
 
+// ExtendedResources is Resources in the shape of the node's status hook
+// (node.Config.ExtendedResources): a deleted resource is reported with
+// capacity and allocatable 0, as the kubelet does, so it disappears from
+// scheduling even where the node object still lists it.
+func (m *Manager) ExtendedResources() (capacity, allocatable corev1.ResourceList) {
+	capacity, allocatable, deleted := m.Resources()
+	for _, name := range deleted {
+		capacity[corev1.ResourceName(name)] = *resource.NewQuantity(0, resource.DecimalSI)
+		allocatable[corev1.ResourceName(name)] = *resource.NewQuantity(0, resource.DecimalSI)
+	}
+	return capacity, allocatable
+}
+
 // AllocatableDevices returns the healthy devices of every connected plugin,
 // per resource, sorted by id (PodResources GetAllocatableResources).
 func (m *Manager) AllocatableDevices() map[string][]Device {

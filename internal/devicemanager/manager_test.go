@@ -456,6 +456,11 @@ func TestPluginDeathGracePeriodRemovesResource(t *testing.T) {
 		_, present := c[res]
 		return !present && slices.Contains(deleted, res), fmt.Sprintf("capacity=%v allocatable=%v deleted=%v", c, a, deleted)
 	})
+	if c, a := m.ExtendedResources(); c.Name(res, resource.DecimalSI).Value() != 0 || a.Name(res, resource.DecimalSI).Value() != 0 {
+		t.Fatalf("ExtendedResources after deletion: %v %v", c, a)
+	} else if _, ok := c[res]; !ok {
+		t.Fatalf("ExtendedResources does not zero the deleted resource: %v", c)
+	}
 	// Reported as deleted until it registers again.
 	if _, _, deleted := m.Resources(); !slices.Contains(deleted, res) {
 		t.Fatalf("deleted no longer reported: %v", deleted)
