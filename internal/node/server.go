@@ -114,7 +114,7 @@ func writeStatus(w http.ResponseWriter, code int, reason metav1.StatusReason, ms
 
 type authHandler struct {
 	authn    authenticator.Request
-	authz    authorizer.Authorizer
+	authz    authorizer.UnconditionalAuthorizer
 	nodeName string
 	next     http.Handler
 	logger   *slog.Logger
