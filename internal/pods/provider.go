@@ -148,8 +148,12 @@ func New(cfg Config) (*Provider, error) {
 		baseCtx:   ctx,
 		cancel:    cancel,
 	}
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.notifyLoop()
+	go func() {
+		defer p.wg.Done()
+		p.collectOrphans()
+	}()
 	return p, nil
 }
 
@@ -394,4 +398,54 @@ func (p *Provider) serviceAccountToken(ctx context.Context, pod *corev1.Pod, aud
 
 func logger(ctx context.Context, w *podWorker) log.Logger {
 	return log.G(ctx).WithField("pod", w.namespace+"/"+w.name).WithField("uid", w.uid)
+}
+
+// orphanGracePeriod is how long after start the provider waits before
+// removing directories of pods it was not given back: virtual-kubelet
+// hands every pod bound to the node to CreatePod once its informer synced.
+const orphanGracePeriod = 2 * time.Minute
+
+// collectOrphans removes the directories of pods that were deleted while
+// the node was down (their state and logs would otherwise stay forever).
+func (p *Provider) collectOrphans() {
+	if p.cfg.Client == nil || p.cfg.NodeName == "" {
+		return
+	}
+	if !sleep(p.baseCtx, orphanGracePeriod) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.baseCtx, time.Minute)
+	defer cancel()
+	list, err := p.cfg.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + p.cfg.NodeName})
+	if err != nil {
+		log.G(ctx).WithError(err).Warn("list pods to collect orphaned pod directories")
+		return
+	}
+	keep := map[string]bool{}
+	for _, pod := range list.Items {
+		keep[string(pod.UID)] = true
+	}
+	root := filepath.Join(p.cfg.DataDir, "pods")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || keep[e.Name()] {
+			continue
+		}
+		// Under p.mu: CreatePod (which creates a worker and its directory)
+		// cannot run in between.
+		p.mu.Lock()
+		known := false
+		for _, w := range p.workers {
+			known = known || string(w.uid) == e.Name()
+		}
+		if !known {
+			if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {
+				log.G(ctx).WithError(err).Warnf("remove orphaned pod directory %s", e.Name())
+			}
+		}
+		p.mu.Unlock()
+	}
 }

@@ -47,6 +47,8 @@ type containerRecord struct {
 	Last      *termination `json:"last,omitempty"`
 	// Done says the container will not run again (restart policy).
 	Done bool `json:"done,omitempty"`
+	// Sidecar marks a restartable init container (restartPolicy Always).
+	Sidecar bool `json:"sidecar,omitempty"`
 	// Started is true once the container has run at least once (a
 	// restartable init container lets the next one start then).
 	Started bool `json:"started,omitempty"`
@@ -92,15 +94,17 @@ func newPodRecord(pod *corev1.Pod, now time.Time) *podRecord {
 // refreshes images (the only mutable container field).
 func (r *podRecord) syncContainers(pod *corev1.Pod) {
 	add := func(c *corev1.Container, init bool) {
+		sidecar := init && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 		if cr := r.container(c.Name, init); cr != nil {
 			cr.Image = c.Image
+			cr.Sidecar = sidecar
 			return
 		}
 		reason := "ContainerCreating"
 		if init || len(pod.Spec.InitContainers) > 0 {
 			reason = "PodInitializing"
 		}
-		r.Containers = append(r.Containers, &containerRecord{Name: c.Name, Init: init, Image: c.Image, Phase: phaseWaiting, Reason: reason})
+		r.Containers = append(r.Containers, &containerRecord{Name: c.Name, Init: init, Sidecar: sidecar, Image: c.Image, Phase: phaseWaiting, Reason: reason})
 	}
 	for i := range pod.Spec.InitContainers {
 		add(&pod.Spec.InitContainers[i], true)

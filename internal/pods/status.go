@@ -36,7 +36,7 @@ func containerStatus(c *containerRecord) corev1.ContainerStatus {
 	switch c.Phase {
 	case phaseRunning:
 		s.State.Running = &corev1.ContainerStateRunning{StartedAt: mtime(c.StartedAt)}
-		s.Ready = !c.Init || c.Started
+		s.Ready = !c.Init || c.Sidecar
 	case phaseTerminated:
 		if c.Term != nil {
 			s.State.Terminated = termState(c.Term)
