@@ -3,18 +3,17 @@ package devicemanager
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wasilet/wasilet/internal/devicemanager/plugintest"
 )
 
-// sampleResource is what the upstream sample-device-plugin advertises (two
-// devices, Dev-1 and Dev-2).
-const sampleResource = "example.com/resource"
+const sampleResource = plugintest.SampleResource
 
 // toolsDir returns WASILET_TOOLS_DIR (hack/tools.sh --dir); end-to-end tests
 // skip without it under -short and fail otherwise.
@@ -36,30 +35,14 @@ func toolsDir(t *testing.T, tool string) string {
 	return dir
 }
 
-// startSamplePlugin runs the upstream sample-device-plugin against dir. The
-// plugin always registers on /var/lib/kubelet/device-plugins/kubelet.sock
-// (only its own socket directory is configurable, PLUGIN_SOCK_DIR), so it
-// runs in a private mount namespace where that path is dir bind-mounted
-// (over a tmpfs on /var/lib, so the host is untouched).
+// startSamplePlugin runs the upstream sample-device-plugin against dir
+// (see plugintest.SampleCommand) until the test ends.
 func startSamplePlugin(t *testing.T, tools, dir string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("running the sample device plugin needs root (a private mount namespace maps /var/lib/kubelet/device-plugins to the test directory)")
-	}
-	unshare, err := exec.LookPath("unshare")
+	cmd, err := plugintest.SampleCommand(filepath.Join(tools, "sample-device-plugin"), dir)
 	if err != nil {
-		t.Fatalf("unshare (util-linux) is needed to run the sample device plugin: %v", err)
+		t.Fatal(err)
 	}
-	script := `set -e
-mount -t tmpfs wasilet-test /var/lib
-mkdir -p /var/lib/kubelet/device-plugins
-mount --bind "$DP_DIR" /var/lib/kubelet/device-plugins
-exec "$DP_BIN"`
-	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", script)
-	cmd.Env = append(os.Environ(),
-		"DP_DIR="+dir,
-		"DP_BIN="+filepath.Join(tools, "sample-device-plugin"),
-		"PLUGIN_SOCK_DIR=/var/lib/kubelet/device-plugins")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
