@@ -38,9 +38,9 @@ cluster-up: tools build
 cluster-down: build
     bin/wasilet cluster down --state '{{state}}'
 
-# Start a wasilet node against the local cluster.
+# Start a wasilet node against the local cluster (data in <state>/node); approve the serving CSR it prints.
 node *args: cluster-up
-    bin/wasilet node --cluster-state '{{state}}' "$@"
+    bin/wasilet node --cluster-state '{{state}}' --data-dir '{{state}}/node' "$@"
 
 # `just run node` starts a node; `just run <anything else>` runs `wasilet run …`.
 run what *args: build

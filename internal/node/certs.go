@@ -82,11 +82,8 @@ func loadClient(ctx context.Context, cfg *Config, creds *credentials) error {
 	cn := "system:node:" + cfg.NodeName
 	// A client certificate left by another node name is not ours.
 	current := filepath.Join(pki, clientPairPrefix+"-current.pem")
-	if c, err := certutil.CertsFromFile(current); err == nil && len(c) > 0 && c[0].Subject.CommonName != cn {
-		cfg.Logger.Warn("client certificate is for another node, requesting a new one", "file", current, "cn", c[0].Subject.CommonName)
-		if err := os.Remove(current); err != nil {
-			return fmt.Errorf("remove stale client certificate: %w", err)
-		}
+	if err := dropStale(cfg, current, cn, boot.CAData, x509.ExtKeyUsageClientAuth); err != nil {
+		return err
 	}
 	store, err := certificate.NewFileStore(clientPairPrefix, pki, pki, "", "")
 	if err != nil {
@@ -149,6 +146,39 @@ func loadClient(ctx context.Context, cfg *Config, creds *credentials) error {
 		return fmt.Errorf("load written kubeconfig %s: %w", cfg.Kubeconfig, err)
 	}
 	creds.rest = rc
+	return nil
+}
+
+// dropStale removes a stored certificate that is for another node or not
+// signed by the cluster's CA (the data directory outlived its cluster), so
+// that a new one is requested instead of failing authentication forever.
+func dropStale(cfg *Config, path, cn string, caPEM []byte, usage x509.ExtKeyUsage) error {
+	certs, err := certutil.CertsFromFile(path)
+	if err != nil || len(certs) == 0 {
+		return nil // nothing stored (or unreadable: the store reports it)
+	}
+	reason := ""
+	if certs[0].Subject.CommonName != cn {
+		reason = "it is for " + certs[0].Subject.CommonName
+	} else if len(caPEM) > 0 {
+		pool := x509.NewCertPool()
+		if pool.AppendCertsFromPEM(caPEM) {
+			inter := x509.NewCertPool()
+			for _, c := range certs[1:] {
+				inter.AddCert(c)
+			}
+			if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+				reason = "the cluster CA does not accept it: " + err.Error()
+			}
+		}
+	}
+	if reason == "" {
+		return nil
+	}
+	cfg.Logger.Warn("discarding stored certificate", "file", path, "reason", reason)
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove stale certificate %s: %w", path, err)
+	}
 	return nil
 }
 
@@ -272,6 +302,11 @@ func servingCertificate(ctx context.Context, cfg *Config, client kubernetes.Inte
 		return nil
 	}
 
+	// A serving certificate of another node name is not ours. (Its CA is not
+	// checked: the kubelet-serving signer need not be the kubeconfig's CA.)
+	if err := dropStale(cfg, filepath.Join(pki, serverPairPrefix+"-current.pem"), "system:node:"+cfg.NodeName, nil, x509.ExtKeyUsageServerAuth); err != nil {
+		return err
+	}
 	store, err := certificate.NewFileStore(serverPairPrefix, pki, pki, "", "")
 	if err != nil {
 		return fmt.Errorf("serving certificate store in %s: %w", pki, err)

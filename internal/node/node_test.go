@@ -8,6 +8,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
 
 	"log/slog"
 	"net/http"
@@ -314,5 +318,51 @@ func TestLazyHandler(t *testing.T) {
 	l.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
 	if w.Code != 204 {
 		t.Errorf("after set: %d", w.Code)
+	}
+}
+
+func TestDropStale(t *testing.T) {
+	c := testConfig(t)
+	newCA := func(name string) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		ca, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: name}, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ca, k, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
+	}
+	ca1, k1, ca1PEM := newCA("ca1")
+	_, _, ca2PEM := newCA("ca2")
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "system:node:n1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca1, leafKey.Public(), k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubelet-client-current.pem")
+	write := func() {
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exists := func() bool { _, err := os.Stat(path); return err == nil }
+
+	write()
+	if err := dropStale(c, path, "system:node:n1", ca1PEM, x509.ExtKeyUsageClientAuth); err != nil || !exists() {
+		t.Errorf("valid certificate dropped (%v)", err)
+	}
+	if err := dropStale(c, path, "system:node:n1", ca2PEM, x509.ExtKeyUsageClientAuth); err != nil || exists() {
+		t.Errorf("certificate of another CA kept (%v)", err)
+	}
+	write()
+	if err := dropStale(c, path, "system:node:n2", ca1PEM, x509.ExtKeyUsageClientAuth); err != nil || exists() {
+		t.Errorf("certificate of another node kept (%v)", err)
+	}
+	if err := dropStale(c, path, "system:node:n1", ca1PEM, x509.ExtKeyUsageClientAuth); err != nil {
+		t.Errorf("missing file: %v", err)
 	}
 }
