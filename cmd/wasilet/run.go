@@ -109,7 +109,7 @@ start in milliseconds.`,
 			switch {
 			case res.ExitCode == 0:
 				return nil
-			case res.Reason == runtime.ReasonKilled && ctx.Err() != nil && timeout == 0:
+			case res.Reason == runtime.ReasonKilled && ctx.Err() != nil: // SIGINT/SIGTERM
 				return &exitError{code: 130, err: errors.New("interrupted")}
 			case res.Reason == runtime.ReasonError && res.ExitCode != runtime.ExitCodeTrap:
 				return &exitError{code: res.ExitCode, err: fmt.Errorf("guest exited with code %d", res.ExitCode)}

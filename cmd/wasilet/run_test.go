@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -189,5 +190,36 @@ func TestRunReference(t *testing.T) {
 
 	if _, stderr, code := wasilet(t, "run", "--store", store, reg.Addr+"/test/missing:v1"); code == 0 || !strings.Contains(stderr, "missing") {
 		t.Fatalf("missing reference: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestRunInterrupted(t *testing.T) {
+	bin, tp := binaries(t)
+	cmd := exec.Command(bin, "run", "--cache-dir", "none", tp, "--", "echo", "up", ";", "sleep", "1h")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	buf := make([]byte, 3)
+	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "up\n" {
+		t.Fatalf("guest did not start: %q %v", buf, err)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+			t.Fatalf("wait: %v, want exit 130", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("wasilet run did not stop within 60s of SIGINT")
 	}
 }
