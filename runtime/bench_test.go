@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/wasilet/wasilet/runtime"
 )
@@ -130,4 +132,53 @@ func BenchmarkRunWAT(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkStopLatency measures how long a running guest takes to stop after
+// its context is cancelled (ns/op is the latency): spinning in wasm code and
+// sleeping in the host, for both kinds.
+func BenchmarkStopLatency(b *testing.B) {
+	for _, kind := range []string{"module", "component"} {
+		for _, step := range []string{"spin", "sleep"} {
+			b.Run(kind+"/"+step, func(b *testing.B) {
+				p := testprog(b)
+				if kind == "component" {
+					p = testprogComponent(b)
+				}
+				args := []string{"echo", "up", ";", step}
+				if step == "sleep" {
+					args = append(args, "1h")
+				}
+				var total time.Duration
+				for b.Loop() {
+					b.StopTimer()
+					ctx, cancel := context.WithCancel(context.Background())
+					started := make(chan struct{})
+					done := make(chan time.Time, 1)
+					go func() {
+						p.Run(ctx, runtime.Spec{Args: args, Stdout: &signalWriter{started: started}})
+						done <- time.Now()
+					}()
+					<-started
+					time.Sleep(20 * time.Millisecond)
+					t0 := time.Now()
+					cancel()
+					total += (<-done).Sub(t0)
+					b.StartTimer()
+				}
+				b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "ms/stop")
+			})
+		}
+	}
+}
+
+// signalWriter closes started on the first write.
+type signalWriter struct {
+	started chan struct{}
+	once    sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.started) })
+	return len(p), nil
 }

@@ -21,7 +21,7 @@ import (
 // the background: Run reports it Killed, its later output is discarded, and
 // its store is freed when the host call returns and the guest traps at the
 // next epoch check.
-const componentDetachGrace = 200 * time.Millisecond
+const componentDetachGrace = 100 * time.Millisecond
 
 // componentBackend compiles WASI p2 components through wasmtimec.
 type componentBackend struct{ e *Engine }
