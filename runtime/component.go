@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -133,7 +132,7 @@ func (p *componentProgram) run(ctx context.Context, spec Spec) (Result, error) {
 	if r.err != nil {
 		var ie *wasmtimec.InstantiateError
 		switch {
-		case errors.As(r.err, &ie) && spec.MemoryLimit > 0 && strings.Contains(ie.Error(), "exceeds memory limits"):
+		case errors.As(r.err, &ie) && ie.MemoryLimit:
 			return oomResult(spec, ie.Err.Message), nil
 		case errors.As(r.err, &ie):
 			return Result{}, fmt.Errorf("%w: %w", r.err, errdefs.ErrInvalidArgument)
