@@ -197,3 +197,18 @@ func TestPruneCache(t *testing.T) {
 		}
 	}
 }
+
+func TestForget(t *testing.T) {
+	wasm, key := readTestprog(t)
+	e := newEngine(t, t.TempDir())
+	p := mustLoad(t, e, wasm)
+	if !e.Forget("sha256:"+key) || e.Forget("sha256:"+key) {
+		t.Fatal("Forget should report true once")
+	}
+	// The forgotten program still runs; the next load comes from disk.
+	if out := runSpec(t, p, runtime.Spec{Args: []string{"hello"}}); out.res.Reason != runtime.ReasonCompleted {
+		t.Fatalf("forgotten program: %+v", out.res)
+	}
+	mustLoad(t, e, wasm)
+	wantStats(t, e, runtime.Stats{Compiles: 1, DiskHits: 1})
+}

@@ -222,3 +222,28 @@ type compiledImpl interface {
 	programImpl
 	serialize() ([]byte, error)
 }
+
+// Forget drops the program of the wasm binary with the given digest
+// ("sha256:<hex>") from the engine's memory cache, so the next Load of it
+// comes from disk, and its compiled code is freed once no caller holds the
+// Program any more (Programs already handed out stay valid). The node calls
+// it when no pod uses an image. It reports whether the program was cached.
+func (e *Engine) Forget(digest string) bool {
+	key, err := cacheKey(nil, digest)
+	if err != nil || digest == "" {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ent, ok := e.programs[key]
+	if !ok {
+		return false
+	}
+	select {
+	case <-ent.done:
+	default:
+		return false // still loading: leave it to its waiters
+	}
+	delete(e.programs, key)
+	return true
+}
