@@ -671,3 +671,21 @@ func TestUnsupportedOperations(t *testing.T) {
 		t.Fatalf("stats: %+v %v", s, err)
 	}
 }
+
+func TestTerminationMessageFallbacks(t *testing.T) {
+	c := &corev1.Container{TerminationMessagePolicy: corev1.TerminationMessageReadFile}
+	if m := terminationMessage(c, "", "", 1, "exit code 1"); m != "" {
+		t.Errorf("plain exit code became a message: %q", m)
+	}
+	if m := terminationMessage(c, "", "", 134, "wasm trap: unreachable"); m != "wasm trap: unreachable" {
+		t.Errorf("trap message: %q", m)
+	}
+	if m := terminationMessage(c, "", "", 0, "anything"); m != "" {
+		t.Errorf("success message: %q", m)
+	}
+	p := filepath.Join(t.TempDir(), "termination-log")
+	os.WriteFile(p, []byte(strings.Repeat("x", 5000)), 0o644)
+	if m := terminationMessage(c, p, "", 1, ""); len(m) != maxTerminationMessage {
+		t.Errorf("termination message not capped: %d bytes", len(m))
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -841,6 +842,8 @@ func (w *podWorker) runOnce(ctx context.Context, c *corev1.Container, init bool,
 	return term, stopped
 }
 
+var plainExit = regexp.MustCompile(`^(exit code|exit status|exited with code) -?\d+$`)
+
 func terminationMessage(c *corev1.Container, termPath, logPath string, exitCode int32, runtimeMsg string) string {
 	var msg string
 	if termPath != "" {
@@ -854,9 +857,10 @@ func terminationMessage(c *corev1.Container, termPath, logPath string, exitCode 
 	if msg == "" && exitCode != 0 && c.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError {
 		msg = tailForTermination(logPath)
 	}
-	if msg == "" && exitCode != 0 {
+	if msg == "" && exitCode != 0 && !plainExit.MatchString(runtimeMsg) {
 		// A trap or running out of memory has no guest-written message;
-		// the runtime's description is the most useful one.
+		// the runtime's description is the most useful one. A plain exit
+		// code says nothing the status does not.
 		msg = runtimeMsg
 	}
 	return msg
