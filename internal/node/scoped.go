@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -43,8 +44,8 @@ func (emptySecrets) List(context.Context, metav1.ListOptions) (*corev1.SecretLis
 	return &corev1.SecretList{ListMeta: metav1.ListMeta{ResourceVersion: "1"}}, nil
 }
 
-func (emptySecrets) Watch(context.Context, metav1.ListOptions) (watch.Interface, error) {
-	return watch.NewFake(), nil
+func (emptySecrets) Watch(_ context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	return quietWatch(o, &corev1.Secret{}), nil
 }
 
 type emptyConfigMaps struct {
@@ -55,6 +56,23 @@ func (emptyConfigMaps) List(context.Context, metav1.ListOptions) (*corev1.Config
 	return &corev1.ConfigMapList{ListMeta: metav1.ListMeta{ResourceVersion: "1"}}, nil
 }
 
-func (emptyConfigMaps) Watch(context.Context, metav1.ListOptions) (watch.Interface, error) {
-	return watch.NewFake(), nil
+func (emptyConfigMaps) Watch(_ context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	return quietWatch(o, &corev1.ConfigMap{}), nil
+}
+
+// quietWatch never delivers an object. A streaming list (sendInitialEvents,
+// client-go's WatchList) gets the bookmark that ends the (empty) initial
+// events, so the informer syncs at once.
+func quietWatch(o metav1.ListOptions, obj interface {
+	runtime.Object
+	SetResourceVersion(string)
+	SetAnnotations(map[string]string)
+}) watch.Interface {
+	w := watch.NewFakeWithChanSize(1, false)
+	if o.SendInitialEvents != nil && *o.SendInitialEvents {
+		obj.SetResourceVersion("1")
+		obj.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+		w.Action(watch.Bookmark, obj)
+	}
+	return w
 }
