@@ -207,13 +207,15 @@ func (m *Manager) allocate(ctx context.Context, pod *corev1.Pod, container, res 
 	// 2. the plugin's preference.
 	if len(chosen) < n && opts.GetGetPreferredAllocationAvailable() {
 		mustInclude := slices.Sorted(maps.Keys(chosen))
-		resp, err := ep.client.GetPreferredAllocation(ctx, &pluginapi.PreferredAllocationRequest{
+		pctx, cancel := context.WithTimeout(ctx, m.opts.RPCTimeout)
+		resp, err := ep.client.GetPreferredAllocation(pctx, &pluginapi.PreferredAllocationRequest{
 			ContainerRequests: []*pluginapi.ContainerPreferredAllocationRequest{{
 				AvailableDeviceIDs:   append(slices.Clone(available), mustInclude...),
 				MustIncludeDeviceIDs: mustInclude,
 				AllocationSize:       int32(n),
 			}},
 		})
+		cancel()
 		if err != nil {
 			return nil, nil, fmt.Errorf("device plugin GetPreferredAllocation rpc failed with err: %w", err)
 		}
@@ -251,7 +253,9 @@ func (m *Manager) allocate(ctx context.Context, pod *corev1.Pod, container, res 
 	m.mu.Unlock()
 
 	m.log.Debug("allocating devices", "pod", pod.Namespace+"/"+pod.Name, "container", container, "resource", res, "devices", ids)
-	resp, err := ep.client.Allocate(ctx, &pluginapi.AllocateRequest{
+	actx, cancel := context.WithTimeout(ctx, m.opts.RPCTimeout)
+	defer cancel()
+	resp, err := ep.client.Allocate(actx, &pluginapi.AllocateRequest{
 		ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: ids}},
 	})
 	if err != nil {

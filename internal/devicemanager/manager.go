@@ -44,6 +44,10 @@ type Options struct {
 	StopGracePeriod time.Duration
 	// DialTimeout bounds the connection to a registering plugin; default 10s.
 	DialTimeout time.Duration
+	// RPCTimeout bounds GetPreferredAllocation and Allocate, so a hung
+	// plugin cannot hold every admission forever; default 2m.
+	// (PreStartContainer has the kubelet's fixed 30s.)
+	RPCTimeout time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -137,6 +141,9 @@ func New(opts Options) (*Manager, error) {
 	}
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = 10 * time.Second
+	}
+	if opts.RPCTimeout <= 0 {
+		opts.RPCTimeout = 2 * time.Minute
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -256,6 +256,23 @@ func TestAdmitRejects(t *testing.T) {
 	}
 }
 
+func TestAllocateFailureRejectsPod(t *testing.T) {
+	dir := shortDir(t)
+	m := startManager(t, dir, time.Hour)
+	p := newPlugin(t, dir, res, "p.sock", nil, "d1", "d2")
+	p.AllocateError = errors.New("device on fire")
+	start(t, p)
+	waitCounts(t, m, res, 2, 2)
+	err := m.Admit(context.Background(), testPod("u", ctr{name: "c", req: map[string]int64{res: 1}}))
+	var ae *AdmissionError
+	if !errors.As(err, &ae) || ae.Reason != ReasonUnexpectedAdmissionError || !strings.Contains(ae.Message, "device on fire") {
+		t.Fatalf("Admit with a failing plugin = %v", err)
+	}
+	if len(m.AllocatedPods()) != 0 {
+		t.Fatal("a pod whose Allocate failed holds devices")
+	}
+}
+
 func TestNoDeviceHandedOutTwiceAndRelease(t *testing.T) {
 	dir := shortDir(t)
 	m := startManager(t, dir, time.Hour)

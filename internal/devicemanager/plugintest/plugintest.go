@@ -47,7 +47,9 @@ type Plugin struct {
 	// AllocFunc answers one container request (default: env DEV_<id>=<id>
 	// and a mount /dev-<id> of <dir>/host-<id> per device). Set it before Start.
 	AllocFunc func(ids []string) *pluginapi.ContainerAllocateResponse
-	watcher   *fsnotify.Watcher
+	// AllocateError, when set, fails every Allocate (after recording it).
+	AllocateError error
+	watcher       *fsnotify.Watcher
 }
 
 // New returns a plugin for resource serving <dir>/<sockName> with healthy
@@ -223,7 +225,11 @@ func (p *Plugin) Allocate(_ context.Context, r *pluginapi.AllocateRequest) (*plu
 	p.mu.Lock()
 	p.allocs = append(p.allocs, r)
 	f := p.AllocFunc
+	aerr := p.AllocateError
 	p.mu.Unlock()
+	if aerr != nil {
+		return nil, aerr
+	}
 	resp := &pluginapi.AllocateResponse{}
 	for _, cr := range r.ContainerRequests {
 		if f != nil {
