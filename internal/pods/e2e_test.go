@@ -511,6 +511,9 @@ func TestE2ENodeRestart(t *testing.T) {
 	if p := n.WaitPodPhase(t, ns, "done", corev1.PodSucceeded, podTimeout); p.Status.ContainerStatuses[0].RestartCount != 0 {
 		t.Fatalf("completed pod ran again: %+v", p.Status.ContainerStatuses[0])
 	}
+	if got := logs(t, n, ns, "done"); got != "once\n" {
+		t.Fatalf("logs of the completed pod after restart: %q", got)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

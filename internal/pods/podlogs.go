@@ -17,8 +17,13 @@ import (
 // the current one) and follow (until the run ends or ctx is cancelled).
 func (p *Provider) GetContainerLogs(ctx context.Context, namespace, podName, containerName string, opts api.ContainerLogOpts) (io.ReadCloser, error) {
 	w, err := p.lookup(namespace, podName)
+	live := err == nil
 	if err != nil {
-		return nil, err
+		// A pod that ended before the node restarted is not handed back
+		// by virtual-kubelet; its logs are still on disk.
+		if w = p.savedPod(namespace, podName); w == nil {
+			return nil, err
+		}
 	}
 	w.mu.Lock()
 	var cr *containerRecord
@@ -52,7 +57,7 @@ func (p *Provider) GetContainerLogs(ctx context.Context, namespace, podName, con
 	r := &logReader{path: path, opts: opts, running: func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		return cr.Phase == phaseRunning && cr.LogPath == path
+		return live && cr.Phase == phaseRunning && cr.LogPath == path
 	}}
 	if !opts.Follow {
 		var buf bytes.Buffer
@@ -73,4 +78,26 @@ func reasonOr(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// savedPod finds the saved state of a pod this process does not run, as a
+// worker that is never started (read-only use).
+func (p *Provider) savedPod(namespace, name string) *podWorker {
+	root := filepath.Join(p.cfg.DataDir, "pods")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil
+	}
+	var best *podWorker
+	for _, e := range entries {
+		dir := filepath.Join(root, e.Name())
+		rec, err := loadPodRecord(statePath(dir))
+		if err != nil || rec.Namespace != namespace || rec.Name != name {
+			continue
+		}
+		if best == nil || rec.StartTime.After(best.rec.StartTime) {
+			best = &podWorker{p: p, dir: dir, rec: rec, namespace: namespace, name: name}
+		}
+	}
+	return best
 }

@@ -403,17 +403,22 @@ func logger(ctx context.Context, w *podWorker) log.Logger {
 // orphanGracePeriod is how long after start the provider waits before
 // removing directories of pods it was not given back: virtual-kubelet
 // hands every pod bound to the node to CreatePod once its informer synced.
-const orphanGracePeriod = 2 * time.Minute
+const orphanGracePeriod = 5 * time.Minute
 
-// collectOrphans removes the directories of pods that were deleted while
-// the node was down (their state and logs would otherwise stay forever).
+// collectOrphans periodically removes the directories of pods that no
+// longer exist: deleted while the node was down, or ended before a node
+// restart (virtual-kubelet does not hand finished pods back, so their
+// deletion is not seen) — their state and logs would otherwise stay forever.
 func (p *Provider) collectOrphans() {
 	if p.cfg.Client == nil || p.cfg.NodeName == "" {
 		return
 	}
-	if !sleep(p.baseCtx, orphanGracePeriod) {
-		return
+	for sleep(p.baseCtx, orphanGracePeriod) {
+		p.collectOrphansOnce()
 	}
+}
+
+func (p *Provider) collectOrphansOnce() {
 	ctx, cancel := context.WithTimeout(p.baseCtx, time.Minute)
 	defer cancel()
 	list, err := p.cfg.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + p.cfg.NodeName})

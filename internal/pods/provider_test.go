@@ -561,6 +561,11 @@ func TestRestartRecovery(t *testing.T) {
 	h.p.Close()
 
 	h2 := newHarness(t, dir, nil)
+	// virtual-kubelet does not hand back pods that had ended; their logs
+	// are still served.
+	if l := h2.logs(done, "c", api.ContainerLogOpts{}); l != "once\n" {
+		t.Fatalf("logs of an ended pod after restart: %q", l)
+	}
 	h2.p.CreatePod(context.Background(), pod)
 	h2.p.CreatePod(context.Background(), done)
 	got := h2.waitFor(pod, "Running again", func(p *corev1.Pod) bool {
