@@ -17,7 +17,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/wasilet/wasilet/internal/cluster"
+	"github.com/wasilet/wasilet/internal/cri"
+	"github.com/wasilet/wasilet/internal/cri/nodesource"
+	"github.com/wasilet/wasilet/internal/devicemanager"
 	"github.com/wasilet/wasilet/internal/node"
+	"github.com/wasilet/wasilet/internal/podresources"
 	"github.com/wasilet/wasilet/internal/pods"
 	"github.com/wasilet/wasilet/oci"
 	"github.com/wasilet/wasilet/runtime"
@@ -34,6 +38,7 @@ func newNodeCommand() *cobra.Command {
 		insecureRegistries []string
 		selfSigned         bool
 		logLevel           string
+		criSocket          string
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -103,9 +108,25 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 				cfg.ServingCert = node.ServingCertSelfSigned
 			}
 
-			w := &podsWiring{insecureRegistries: insecureRegistries}
+			w := &podsWiring{insecureRegistries: insecureRegistries, criSocket: criSocket, log: cfg.Logger}
 			defer w.close()
 			cfg.NewProvider = w.newProvider
+
+			dataDir := cfg.DataDir
+			if dataDir == "" {
+				dataDir = node.DefaultDataDir
+			}
+			dm, err := devicemanager.New(devicemanager.Options{Dir: filepath.Join(dataDir, "device-plugins"), Logger: cfg.Logger})
+			if err != nil {
+				return err
+			}
+			if err := dm.Start(); err != nil {
+				return err
+			}
+			defer dm.Stop()
+			w.devices = dm
+			cfg.ExtendedResources = dm.ExtendedResources
+			cfg.ResourceUpdates = dm.Updates()
 
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -131,6 +152,7 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 	f.StringSliceVar(&labels, "node-labels", nil, "extra node labels key=value (comma-separated or repeated)")
 	f.StringSliceVar(&insecureRegistries, "insecure-registry", nil, "registry host[:port] reached over plain HTTP (loopback registries always are)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&criSocket, "cri-socket", "", "unix socket of the read-only CRI endpoint for crictl (default <data-dir>/cri.sock; \"none\" disables it)")
 	return cmd
 }
 
@@ -139,6 +161,11 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 // (<data-dir>/oci), and internal/pods on top.
 type podsWiring struct {
 	insecureRegistries []string
+	criSocket          string
+	log                *slog.Logger
+	devices            *devicemanager.Manager
+	podResources       *podresources.Server
+	cri                *cri.Server
 	engine             *runtime.Engine
 	store              *oci.Store
 	provider           *pods.Provider
@@ -165,14 +192,39 @@ func (w *podsWiring) newProvider(_ context.Context, pc node.ProviderConfig) (nod
 		Runtime:     pods.EngineRuntime{Engine: w.engine},
 		Images:      ociImages{store: w.store, remote: oci.RemoteOptions{InsecureRegistries: w.insecureRegistries}},
 		Allocatable: allocatable,
+		Devices:     w.devices,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pods: %w", err)
+	}
+	if w.podResources, err = podresources.New(podresources.Options{Dir: filepath.Join(pc.DataDir, "pod-resources"), Pods: w.provider, Devices: w.devices, Logger: w.log}); err != nil {
+		return nil, err
+	}
+	if err := w.podResources.Start(); err != nil {
+		return nil, err
+	}
+	if w.criSocket != "none" {
+		sock := w.criSocket
+		if sock == "" {
+			sock = filepath.Join(pc.DataDir, "cri.sock")
+		}
+		if w.cri, err = cri.New(cri.Options{Socket: sock, Pods: nodesource.Pods(w.provider), Images: nodesource.Images(w.store, w.log), ImageFsDir: filepath.Join(pc.DataDir, "oci"), Logger: w.log}); err != nil {
+			return nil, err
+		}
+		if err := w.cri.Start(); err != nil {
+			return nil, err
+		}
 	}
 	return w.provider, nil
 }
 
 func (w *podsWiring) close() {
+	if w.cri != nil {
+		w.cri.Stop()
+	}
+	if w.podResources != nil {
+		w.podResources.Stop()
+	}
 	if w.provider != nil {
 		_ = w.provider.Close()
 	}
