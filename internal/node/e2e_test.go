@@ -508,3 +508,38 @@ func runWasilet(t *testing.T, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, nodetest.Bin(t), args...).CombinedOutput()
 	return string(out), err
 }
+
+// Someone deletes the node object: the node registers again, like the kubelet.
+func TestE2ENodeObjectDeleted(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{})
+	ctx := context.Background()
+	old := n.Object(t)
+	if err := n.Env.Client.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 3*time.Minute, "node registered again", func() error {
+		no, err := n.Env.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if no.UID == old.UID {
+			return fmt.Errorf("still the old object")
+		}
+		if no.Labels["kubernetes.io/arch"] != "wasm32-wasi" || len(no.Spec.Taints) != 2 {
+			return fmt.Errorf("re-registered without labels/taints: %v %v", no.Labels, no.Spec.Taints)
+		}
+		return nil
+	})
+	n.WaitReady(t, 2*time.Minute)
+	since := time.Now()
+	clustertest.Eventually(t, 2*time.Minute, "lease renewed for the new node object", func() error {
+		l, err := n.Env.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if l.Spec.RenewTime == nil || !l.Spec.RenewTime.Time.After(since) {
+			return fmt.Errorf("renewTime %v", l.Spec.RenewTime)
+		}
+		return nil
+	})
+}
