@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -115,7 +116,7 @@ type Config struct {
 	Logger *slog.Logger
 	// Out receives the lines an operator must act on (which CSR to approve).
 	// Default os.Stderr.
-	Out interface{ Write([]byte) (int, error) }
+	Out io.Writer
 }
 
 // ServingCertMode selects the source of the kubelet API's certificate.
