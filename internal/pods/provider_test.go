@@ -694,3 +694,39 @@ func TestTerminationMessageFallbacks(t *testing.T) {
 		t.Errorf("termination message not capped: %d bytes", len(m))
 	}
 }
+
+func TestActiveDeadline(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	pod := testPod("deadline", corev1.RestartPolicyAlways, ctr("c", "spin"))
+	pod.Spec.ActiveDeadlineSeconds = ptr(int64(1))
+	h.p.CreatePod(context.Background(), pod)
+	got := h.waitFor(pod, "Failed", phaseIs(corev1.PodFailed))
+	if got.Status.Reason != "DeadlineExceeded" {
+		t.Fatalf("reason %q", got.Status.Reason)
+	}
+	if term := got.Status.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != 137 {
+		t.Fatalf("container: %+v", got.Status.ContainerStatuses[0].State)
+	}
+}
+
+func TestImageUpdateRestartsContainer(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	pod := testPod("upd", corev1.RestartPolicyAlways, ctr("c", "spin"))
+	h.p.CreatePod(context.Background(), pod)
+	h.waitFor(pod, "Running", phaseIs(corev1.PodRunning))
+	pod2 := pod.DeepCopy()
+	pod2.Spec.Containers[0].Image = "127.0.0.1:5000/test:v2"
+	if err := h.p.UpdatePod(context.Background(), pod2); err != nil {
+		t.Fatal(err)
+	}
+	got := h.waitFor(pod, "restarted with the new image", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses[0]
+		return cs.RestartCount == 1 && cs.State.Running != nil && cs.Image == "127.0.0.1:5000/test:v2"
+	})
+	if last := got.Status.ContainerStatuses[0].LastTerminationState.Terminated; last == nil || last.ExitCode != 137 {
+		t.Fatalf("last state %+v", got.Status.ContainerStatuses[0].LastTerminationState)
+	}
+	if !strings.Contains(strings.Join(h.events(), "\n"), "Killing") {
+		t.Fatal("no Killing event")
+	}
+}
