@@ -543,3 +543,44 @@ func TestE2ENodeObjectDeleted(t *testing.T) {
 		return nil
 	})
 }
+
+// A node stopped while its serving CSR waits for approval keeps the CSR's
+// key: approved meanwhile, the restarted node uses that CSR's certificate
+// instead of filing another one.
+func TestE2EServingCSRSurvivesRestart(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Options{NoApprove: true})
+	ctx := context.Background()
+	name := n.Name + "-tls"
+	n.WaitReady(t, 2*time.Minute)
+	clustertest.Eventually(t, time.Minute, "serving CSR "+name, func() error {
+		_, err := n.Env.Client.CertificatesV1().CertificateSigningRequests().Get(ctx, name, metav1.GetOptions{})
+		return err
+	})
+	n.Stop(t)
+	n.Kubectl(t, "certificate", "approve", name)
+	n.Restart(t) // waits until the kubelet API serves
+
+	conn, err := tls.Dial("tcp", n.Addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := conn.ConnectionState().PeerCertificates[0]
+	conn.Close()
+	csr, err := n.Env.Client.CertificatesV1().CertificateSigningRequests().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := certutil.ParseCertsPEM(csr.Status.Certificate)
+	if err != nil || !issued[0].Equal(served) {
+		t.Errorf("the restarted node does not serve the certificate of %s (%v)", name, err)
+	}
+	list, err := n.Env.Client.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list.Items {
+		if strings.HasPrefix(c.Name, name+"-") {
+			t.Errorf("the restart filed another serving CSR %s", c.Name)
+		}
+	}
+}
