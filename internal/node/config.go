@@ -244,6 +244,9 @@ func (c *Config) Complete() error {
 		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
 			return fmt.Errorf("label %s value %q: %s", k, v, strings.Join(errs, "; "))
 		}
+		if !selfLabelAllowed(k) {
+			return fmt.Errorf("label %s: a node may not set labels in the kubernetes.io and k8s.io namespaces besides node.kubernetes.io/, kubelet.kubernetes.io/ and the well-known topology labels (the NodeRestriction admission plugin refuses them); have an admin run `kubectl label node %s %s=%s`", k, c.NodeName, k, v)
+		}
 	}
 	if c.NewProvider == nil {
 		return errors.New("no pod provider (Config.NewProvider is nil)")
@@ -252,3 +255,24 @@ func (c *Config) Complete() error {
 }
 
 func (c *Config) pkiDir() string { return filepath.Join(c.DataDir, "pki") }
+
+// selfLabelAllowed mirrors the kubelet's --node-labels check: labels in the
+// kubernetes.io and k8s.io namespaces are only allowed for the few a node may
+// set on itself.
+func selfLabelAllowed(key string) bool {
+	ns, _, ok := strings.Cut(key, "/")
+	if !ok {
+		return true
+	}
+	if !(ns == "kubernetes.io" || strings.HasSuffix(ns, ".kubernetes.io") || ns == "k8s.io" || strings.HasSuffix(ns, ".k8s.io")) {
+		return true
+	}
+	switch key {
+	case "kubernetes.io/hostname", "kubernetes.io/arch", "kubernetes.io/os",
+		"beta.kubernetes.io/arch", "beta.kubernetes.io/os", "beta.kubernetes.io/instance-type",
+		"node.kubernetes.io/instance-type", "topology.kubernetes.io/region", "topology.kubernetes.io/zone",
+		"failure-domain.beta.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone":
+		return true
+	}
+	return strings.HasSuffix(ns, "kubelet.kubernetes.io") || strings.HasSuffix(ns, "node.kubernetes.io")
+}

@@ -160,6 +160,7 @@ func TestCompleteErrors(t *testing.T) {
 		{func(c *Config) { c.MaxPods = -1 }, "negative"},
 		{func(c *Config) { c.Labels = map[string]string{"bad key!": "v"} }, "label key"},
 		{func(c *Config) { c.NewProvider = nil }, "no pod provider"},
+		{func(c *Config) { c.Labels = map[string]string{"node-role.kubernetes.io/worker": ""} }, "NodeRestriction"},
 		{func(c *Config) { c.ServingCert = "magic" }, "serving certificate mode"},
 	} {
 		c := base()
@@ -170,6 +171,11 @@ func TestCompleteErrors(t *testing.T) {
 		}
 	}
 	c := base()
+	c.Labels = map[string]string{"example.com/a": "b", "topology.kubernetes.io/zone": "z", "node.kubernetes.io/pool": "p", "sub.kubelet.kubernetes.io/x": "y"}
+	if err := c.Complete(); err != nil {
+		t.Errorf("allowed labels refused: %v", err)
+	}
+	c = base()
 	c.Kubeconfig = ""
 	c.BootstrapKubeconfig = "b"
 	if err := c.Complete(); err != nil || c.Kubeconfig != c.DataDir+"/kubeconfig" || c.Port != DefaultPort || c.MaxPods != DefaultMaxPods {
