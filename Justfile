@@ -34,8 +34,9 @@ test: tools wasm build
 cluster-up: tools build
     WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" bin/wasilet cluster up --state '{{state}}'
 
-# Stop the local cluster and everything it started.
+# Stop the local cluster, the nodes `just demo` started on it, and everything else it started.
 cluster-down: build
+    for p in '{{state}}'/nodes/*/pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; rm -f "$p"; done; true
     bin/wasilet cluster down --state '{{state}}'
 
 # Start a wasilet node against the local cluster (data in <state>/node); approve the serving CSR it prints.
