@@ -319,15 +319,33 @@ func (p *Provider) kick() {
 	}
 }
 
+// statusResync is how often every pod's status is sent again.
+const statusResync = time.Minute
+
 // notifyLoop sends the latest status of every changed pod to virtual-kubelet,
 // coalescing bursts, so workers never block on the callback.
+//
+// Every statusResync it also re-sends every pod's status: virtual-kubelet
+// drops a status update after its retries (an apiserver that was down for
+// a while), and re-sending an unchanged status lets its informer resync
+// notice the difference and write it again, so statuses converge.
 func (p *Provider) notifyLoop() {
 	defer p.wg.Done()
+	resync := time.NewTicker(statusResync)
+	defer resync.Stop()
 	for {
 		select {
 		case <-p.baseCtx.Done():
 			return
 		case <-p.wake:
+		case <-resync.C:
+			p.mu.Lock()
+			p.notifyMu.Lock()
+			for _, w := range p.workers {
+				p.dirty[w] = struct{}{}
+			}
+			p.notifyMu.Unlock()
+			p.mu.Unlock()
 		}
 		p.notifyMu.Lock()
 		fn := p.notifyFn
