@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -22,21 +24,63 @@ const maxLogLine = 16 * 1024
 // logFile writes one container run's stdout and stderr into a file in the CRI
 // log format: `<RFC3339Nano> stdout|stderr F|P <content>\n`. Both streams share
 // the file; a mutex keeps records whole.
+//
+// Like the kubelet (containerLogMaxSize 10Mi, containerLogMaxFiles 5), a
+// file that grows past maxSize is rotated: renamed to <path>.<timestamp>,
+// the oldest rotated files beyond maxFiles-1 removed, and a new file
+// started at path. Served logs come from the current file.
 type logFile struct {
-	mu     sync.Mutex
-	f      *os.File
-	now    func() time.Time
-	bufs   [2][]byte
-	closed bool
-	err    error
+	mu       sync.Mutex
+	path     string
+	f        *os.File
+	size     int64
+	maxSize  int64
+	maxFiles int
+	now      func() time.Time
+	bufs     [2][]byte
+	closed   bool
+	err      error
 }
+
+// Kubelet defaults for container log rotation.
+const (
+	defaultLogMaxSize  = 10 << 20
+	defaultLogMaxFiles = 5
+)
 
 func createLogFile(path string) (*logFile, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("open container log %s: %w", path, err)
 	}
-	return &logFile{f: f, now: time.Now}, nil
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	return &logFile{path: path, f: f, size: size, maxSize: defaultLogMaxSize, maxFiles: defaultLogMaxFiles, now: time.Now}, nil
+}
+
+// rotate starts a new file at l.path; l.mu must be held.
+func (l *logFile) rotate() error {
+	if err := l.f.Close(); err != nil {
+		return err
+	}
+	rotated := l.path + "." + l.now().UTC().Format("20060102-150405.000000000")
+	if err := os.Rename(l.path, rotated); err != nil {
+		return err
+	}
+	if old, _ := filepath.Glob(l.path + ".*"); len(old) > l.maxFiles-1 {
+		sort.Strings(old) // timestamps sort by time
+		for _, o := range old[:len(old)-(l.maxFiles-1)] {
+			os.Remove(o)
+		}
+	}
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	l.f, l.size = f, 0
+	return nil
 }
 
 var streamNames = [2]string{"stdout", "stderr"}
@@ -78,7 +122,17 @@ func (l *logFile) write(i int, p []byte) (int, error) {
 	}
 	l.bufs[i] = append(l.bufs[i][:0], buf...)
 	if out.Len() > 0 {
-		if _, err := l.f.Write(out.Bytes()); err != nil {
+		// Rotate before writing, so the current file always holds the
+		// latest lines.
+		if l.maxSize > 0 && l.size > 0 && l.size+int64(out.Len()) > l.maxSize {
+			if err := l.rotate(); err != nil {
+				l.err = fmt.Errorf("rotate container log %s: %w", l.path, err)
+				return 0, l.err
+			}
+		}
+		n, err := l.f.Write(out.Bytes())
+		l.size += int64(n)
+		if err != nil {
 			l.err = err
 			return 0, err
 		}
@@ -260,7 +314,7 @@ func (r *logReader) stream(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("follow log %s: %w", r.path, err)
 	}
-	defer f.Close()
+	defer func() { f.Close() }()
 	if _, err := f.Seek(int64(consumed), io.SeekStart); err != nil {
 		return fmt.Errorf("follow log %s: %w", r.path, err)
 	}
@@ -294,6 +348,30 @@ func (r *logReader) stream(ctx context.Context, w io.Writer) error {
 				fl.Flush()
 			}
 		}
+		if len(chunk) == 0 && rotatedAway(f, r.path) {
+			// The writer rotated the file: finish the old one (written
+			// completely before the rename), then continue with the new.
+			if nf, err := os.Open(r.path); err == nil {
+				tail, _ := io.ReadAll(br)
+				if ents, _ := readLogEntries(append(rest, tail...)); len(ents) > 0 {
+					buf.Reset()
+					for _, e := range ents {
+						if since.IsZero() || !e.Time.Before(since) {
+							formatEntry(&buf, e, r.opts.Timestamps)
+						}
+					}
+					if _, err := lw.Write(buf.Bytes()); err != nil {
+						nf.Close()
+						return ignoreLimit(err)
+					}
+				}
+				f.Close()
+				f = nf
+				br.Reset(f)
+				rest = rest[:0]
+				continue
+			}
+		}
 		if stopped && len(chunk) == 0 {
 			return nil
 		}
@@ -303,6 +381,13 @@ func (r *logReader) stream(ctx context.Context, w io.Writer) error {
 		case <-time.After(poll):
 		}
 	}
+}
+
+// rotatedAway reports whether path now names another file than f.
+func rotatedAway(f *os.File, path string) bool {
+	a, err1 := f.Stat()
+	b, err2 := os.Stat(path)
+	return err1 == nil && err2 == nil && !os.SameFile(a, b)
 }
 
 var errLimitReached = errors.New("log byte limit reached")

@@ -3,6 +3,7 @@ package pods
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -164,5 +165,53 @@ func TestTailForTermination(t *testing.T) {
 	got := tailForTermination(writeLog(t, lines...))
 	if strings.Count(got, "\n") != 80 || !strings.HasSuffix(got, "last\n") {
 		t.Fatalf("tail has %d lines: %q", strings.Count(got, "\n"), got)
+	}
+}
+
+func TestLogRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "0.log")
+	lf, err := createLogFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf.maxSize, lf.maxFiles = 200, 3
+	lf.now = fixedClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	var running atomic.Bool
+	running.Store(true)
+	pr, pw := io.Pipe()
+	r := &logReader{path: path, opts: api.ContainerLogOpts{Follow: true}, running: running.Load, poll: 5 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() { err := r.stream(context.Background(), pw); pw.CloseWithError(err); done <- err }()
+	// Each line is read back before the next is written, so the follower
+	// is never more than one rotation behind (as with the kubelet, lines
+	// of a file rotated twice before a follower looks are not followed).
+	for i := 0; i < 40; i++ {
+		line := fmt.Sprintf("line %02d\n", i)
+		io.WriteString(lf.Stream(0), line)
+		buf := make([]byte, len(line))
+		if _, err := io.ReadFull(pr, buf); err != nil || string(buf) != line {
+			t.Fatalf("line %d: got %q (%v), want %q", i, buf, err, line)
+		}
+	}
+	lf.Close()
+	running.Store(false)
+	if rest, _ := io.ReadAll(pr); len(rest) != 0 {
+		t.Fatalf("extra output %q", rest)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rotated, _ := filepath.Glob(path + ".*")
+	if len(rotated) != 2 {
+		t.Fatalf("rotated files: %v, want 2 kept", rotated)
+	}
+	// A plain read serves the current file.
+	var out bytes.Buffer
+	if err := (&logReader{path: path}).stream(context.Background(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(out.String(), "line 39\n") || strings.Contains(out.String(), "line 00") {
+		t.Fatalf("current file: %q", out.String())
 	}
 }
