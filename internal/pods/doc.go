@@ -10,8 +10,10 @@
 // restartPolicy with its crash back-off (CrashLoopBackOff: 10 s doubling to
 // 300 s, reset after 10 min of running), reports container and pod status
 // like the kubelet, and emits the kubelet's events. Logs are written in the
-// CRI format to <data-dir>/pods/<uid>/<container>/<restartCount>.log and
-// served by GetContainerLogs. State is persisted to
+// CRI format to <data-dir>/pods/<uid>/<container>/<restartCount>.log
+// (rotated like the kubelet's at 10 MiB, 5 files; lines over 16 KiB split
+// into partial records; an unterminated last line written as a full one),
+// and served by GetContainerLogs. State is persisted to
 // <data-dir>/pods/<uid>/state.json so a restarted node continues its pods.
 //
 // Choices where Wasm differs from Linux containers:
@@ -52,6 +54,11 @@
 //     network namespace); a container is ready while it runs.
 //   - exec, attach and port-forward answer "not supported on wasm32-wasi
 //     nodes".
+//   - Service account tokens of projected volumes are requested once, when
+//     the pod starts (WASI preview 1 guests have no sockets to use them).
+//   - Stats: the node entry is this process (CPU time, RSS); pods and their
+//     running containers are listed without CPU and memory usage, which the
+//     runtime does not account per guest.
 //
 // Snapshot gives the CRI endpoint a read-only view of pods and containers.
 package pods
