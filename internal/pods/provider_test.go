@@ -580,11 +580,26 @@ func TestRestartRecovery(t *testing.T) {
 		t.Fatalf("previous logs after restart: %q", l)
 	}
 	h2.waitFor(done, "still Succeeded", phaseIs(corev1.PodSucceeded))
-	h2.rt.mu.Lock()
-	runs := len(h2.rt.runs)
-	h2.rt.mu.Unlock()
-	if runs != 1 {
-		t.Fatalf("restarted node ran %d containers, want 1 (the completed one must not rerun)", runs)
+	// Running is recorded just before the runtime is called: wait for the run.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		h2.rt.mu.Lock()
+		var runs [][]string
+		for _, r := range h2.rt.runs {
+			runs = append(runs, r.Args)
+		}
+		h2.rt.mu.Unlock()
+		if len(runs) > 0 {
+			for _, a := range runs {
+				if strings.Join(a, " ") != "echo up ; spin" {
+					t.Fatalf("restarted node ran %q: the completed pod must not run again", a)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the recovered container never ran")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
