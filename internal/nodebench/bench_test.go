@@ -160,7 +160,7 @@ func BenchmarkScheduledToRunning(b *testing.B) {
 }
 
 func benchLatency(b *testing.B, n *nodetest.Node, ns, ref, mode string, pods int) {
-	b.Logf("load average at start: %s", loadavg())
+	load := loadavg()
 	client := n.Env.Client
 	r, err := watchPods(context.Background(), client, ns)
 	if err != nil {
@@ -215,11 +215,12 @@ func benchLatency(b *testing.B, n *nodetest.Node, ns, ref, mode string, pods int
 	b.ReportMetric(ms(s.p99), "p99-ms")
 	b.ReportMetric(ms(s.max), "max-ms")
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "pods/s")
-	b.Logf("%d pods in %d batch(es) of %d (%s), %.1f pods/s", len(all), iter, pods, mode, float64(len(all))/elapsed.Seconds())
-	b.Logf("Scheduled → Running: %v%s", s, histogram(toRunning))
+	// At most 10 lines survive in the benchmark's output.
+	b.Logf("%d pods in %d batch(es) of %d (%s), %.1f pods/s; load average %s at start, %s at end",
+		len(all), iter, pods, mode, float64(len(all))/elapsed.Seconds(), load, loadavg())
+	b.Logf("Scheduled → Running: %v [%s]", s, histogram(toRunning))
 	b.Logf("Created → Scheduled: %v", summarize(toScheduled))
 	b.Logf("Created → Running:   %v", summarize(total))
-	b.Logf("load average at end: %s", loadavg())
 }
 
 // BenchmarkRSSPerPod measures the node process's resident memory per
@@ -242,7 +243,7 @@ func BenchmarkRSSPerPod(b *testing.B) {
 }
 
 func benchRSS(b *testing.B, n *nodetest.Node, pid int, ns, ref string, pods int) {
-	b.Logf("load average at start: %s", loadavg())
+	load := loadavg()
 	client := n.Env.Client
 	r, err := watchPods(context.Background(), client, ns)
 	if err != nil {
@@ -293,9 +294,8 @@ func benchRSS(b *testing.B, n *nodetest.Node, pid int, ns, ref string, pods int)
 	b.ReportMetric(float64(perPod.vmRSS), "rss-KB/pod")
 	b.ReportMetric(float64(before.vmRSS)/1024, "rss0-MB")
 	b.ReportMetric(float64(after.vmRSS)/1024, "rssN-MB")
-	b.Logf("per running pod (N=%d, %d iteration(s)): VmRSS %d KB = RssAnon %d KB + RssShmem %d KB + RssFile %d KB",
-		pods, iter, perPod.vmRSS, perPod.rssAnon, perPod.rssShmem, perPod.rssFile)
-	b.Logf("load average at end: %s", loadavg())
+	b.Logf("per running pod (N=%d, %d iteration(s)): VmRSS %d KB = RssAnon %d KB + RssShmem %d KB + RssFile %d KB; load average %s at start, %s at end",
+		pods, iter, perPod.vmRSS, perPod.rssAnon, perPod.rssShmem, perPod.rssFile, load, loadavg())
 }
 
 func tail(s string, lines int) string {
