@@ -6,7 +6,7 @@
 // files. Figures are reported (b.ReportMetric and b.Logf), never asserted:
 // a benchmark fails only when pods do not run at all.
 //
-// # BenchmarkScheduledToRunning/{module,component}/{burst,serial}
+// # BenchmarkScheduledToRunning/{module,component}/{serial,burst}
 //
 // One node; testprog pushed once to the cluster registry; one pod run to
 // completion first so that the image is pulled and the compiled cache warm.
@@ -14,10 +14,13 @@
 // by the real kube-scheduler (each pod selects the node by hostname and
 // tolerates its taints):
 //
+//   - serial (run first, on a quiet node): one pod at a time, each created
+//     once the previous one runs, which measures the latency of a single pod
+//     on a node that fills up; it stops early, reporting the pods measured
+//     so far, once it has run for 3 minutes (a slow node must not make
+//     `just bench` time out);
 //   - burst: all N pods are created at once (16 concurrent creators), which
-//     measures the node under a scheduling burst;
-//   - serial: one pod at a time, each created once the previous one runs,
-//     which measures the latency of a single pod on a node that fills up.
+//     measures the node under a scheduling burst.
 //
 // One watch on the namespace records, with local receive times, when each
 // pod is first seen bound (spec.nodeName set) and first seen Running with a
