@@ -421,14 +421,17 @@ func TestE2ELogs(t *testing.T) {
 	n := nodetest.Shared(t)
 	ns := n.Env.Namespace(t)
 	ref := testprog(t, n, "module")
-	n.CreatePod(t, n.Pod(ns, "ticker", ref, never, args("tick", "1s", "8")))
-	n.WaitPod(t, ns, "ticker", podTimeout, "running", func(p *corev1.Pod) (bool, error) {
-		return len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].State.Running != nil, nil
+	const ticks = 15
+	n.CreatePod(t, n.Pod(ns, "ticker", ref, never, args("tick", "1s", fmt.Sprint(ticks))))
+	// (On a busy machine the status may only show up once it has ended;
+	// -f must then return the whole log at once.)
+	n.WaitPod(t, ns, "ticker", podTimeout, "started", func(p *corev1.Pod) (bool, error) {
+		return len(p.Status.ContainerStatuses) > 0 && (p.Status.ContainerStatuses[0].State.Running != nil || p.Status.ContainerStatuses[0].State.Terminated != nil), nil
 	})
 	// -f follows until the container ends.
 	got := logs(t, n, ns, "ticker", "-f")
 	var want strings.Builder
-	for i := 1; i <= 8; i++ {
+	for i := 1; i <= ticks; i++ {
 		fmt.Fprintf(&want, "tick %d\n", i)
 	}
 	if got != want.String() {
