@@ -867,36 +867,37 @@ func terminationMessage(c *corev1.Container, termPath, logPath string, exitCode 
 }
 
 // startCleanup deletes the pod object once its containers are stopped (as
-// the kubelet's status manager does), waits until it is gone, then removes
-// the pod directory (logs included) and forgets the pod.
+// the kubelet's status manager does, with grace period 0 and a UID
+// precondition), then removes the pod directory (logs included) and forgets
+// the pod. A delete that finds the object gone (NotFound; Forbidden, which
+// is how the node authorizer answers for a pod no longer bound to the node;
+// Conflict: a new pod with the same name) counts as done; other errors are
+// retried a few times without polling the API further, so a busy node's
+// request budget goes to status updates.
 func (w *podWorker) startCleanup() {
 	w.cleanup.Do(func() {
 		go func() {
-			client := w.p.cfg.Client
-			if client != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			if client := w.p.cfg.Client; client != nil {
+				ctx, cancel := context.WithTimeout(w.p.baseCtx, 2*time.Minute)
 				defer cancel()
 				// Give virtual-kubelet a moment to write the terminated status.
 				sleep(ctx, time.Second)
 				opts := metav1.DeleteOptions{GracePeriodSeconds: new(int64), Preconditions: metav1.NewUIDPreconditions(string(w.uid))}
-				for {
+				for attempt := 1; ; attempt++ {
 					err := client.CoreV1().Pods(w.namespace).Delete(ctx, w.name, opts)
-					if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+					if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) || apierrors.IsForbidden(err) {
 						break
 					}
-					if !sleep(ctx, 2*time.Second) {
-						break
-					}
-				}
-				for {
-					pod, err := client.CoreV1().Pods(w.namespace).Get(ctx, w.name, metav1.GetOptions{})
-					if apierrors.IsNotFound(err) || (err == nil && pod.UID != w.uid) {
-						break
-					}
-					if !sleep(ctx, 2*time.Second) {
+					if attempt == 5 || !sleep(ctx, time.Duration(attempt)*2*time.Second) {
+						logger(ctx, w).WithError(err).Warn("delete terminated pod; virtual-kubelet deletes it after its grace period")
 						break
 					}
 				}
+			}
+			if w.p.baseCtx.Err() != nil {
+				// Node shutting down: keep the directory; the restarted
+				// node's orphan collection removes it once the pod is gone.
+				return
 			}
 			if err := removeState(w.dir); err != nil {
 				log.G(w.p.baseCtx).WithError(err).Warnf("remove pod directory %s", w.dir)
