@@ -117,11 +117,13 @@ func podPhase(pod *corev1.Pod, r *podRecord) corev1.PodPhase {
 // buildStatus renders the record as the pod status the kubelet would report.
 func buildStatus(pod *corev1.Pod, r *podRecord, hostIP string, now time.Time) corev1.PodStatus {
 	st := corev1.PodStatus{
-		Phase:     podPhase(pod, r),
-		HostIP:    hostIP,
-		PodIP:     hostIP,
-		QOSClass:  pod.Status.QOSClass,
-		StartTime: &metav1.Time{},
+		// The kubelet reports the spec generation its status reflects.
+		ObservedGeneration: pod.Generation,
+		Phase:              podPhase(pod, r),
+		HostIP:             hostIP,
+		PodIP:              hostIP,
+		QOSClass:           pod.Status.QOSClass,
+		StartTime:          &metav1.Time{},
 	}
 	*st.StartTime = mtime(r.StartTime)
 	if hostIP != "" {
@@ -176,7 +178,7 @@ func buildStatus(pod *corev1.Pod, r *podRecord, hostIP string, now time.Time) co
 		}
 		st.Conditions = append(st.Conditions, corev1.PodCondition{
 			Type: t, Status: status, Reason: reason, Message: msg,
-			LastTransitionTime: mtime(ts),
+			LastTransitionTime: mtime(ts), ObservedGeneration: pod.Generation,
 		})
 	}
 	cond(corev1.PodReadyToStartContainers, r.SandboxUp && !terminal, "", "")
