@@ -17,7 +17,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// writeFileAtomic writes data to path through a temporary file and rename.
+// writeFileAtomic writes data to path through a temporary file and rename:
+// readers see the old or the new content, never a mix, and a killed process
+// leaves one of them. It does not fsync: state survives the node process
+// dying (what restart recovery is for), and a machine crash restarts pods
+// anyway; syncing every status change would cost milliseconds per pod.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -31,10 +35,6 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
