@@ -39,10 +39,14 @@ func (e EngineRuntime) Load(ctx context.Context, wasm []byte, digest string) (Pr
 
 // Image is a Wasm artifact ready to load.
 type Image struct {
-	// Wasm is the module or component binary.
+	// Wasm is the module or component binary; or nil, and Read returns it
+	// when the program is not loaded yet (so a cached image is not read for
+	// every container start).
 	Wasm []byte
+	Read func() ([]byte, error)
 	// Digest is the content digest of Wasm ("sha256:..."), passed to
-	// Runtime.Load as the compiled-cache key.
+	// Runtime.Load as the compiled-cache key; the provider keeps one loaded
+	// Program per digest.
 	Digest string
 	// ID is what the pod status reports as imageID, e.g.
 	// "registry/repo@sha256:<manifest digest>".
@@ -107,4 +111,36 @@ func (g clientGetter) Secret(ctx context.Context, ns, name string) (*corev1.Secr
 		return nil, errors.New("no Kubernetes client")
 	}
 	return g.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+// load returns the program of img, loading it once per digest.
+func (p *Provider) load(ctx context.Context, img *Image) (Program, error) {
+	if img.Digest != "" {
+		p.progMu.Lock()
+		prog, ok := p.programs[img.Digest]
+		p.progMu.Unlock()
+		if ok {
+			return prog, nil
+		}
+	}
+	wasm := img.Wasm
+	if wasm == nil {
+		if img.Read == nil {
+			return nil, errors.New("image has no Wasm content")
+		}
+		var err error
+		if wasm, err = img.Read(); err != nil {
+			return nil, err
+		}
+	}
+	prog, err := p.cfg.Runtime.Load(ctx, wasm, img.Digest)
+	if err != nil {
+		return nil, err
+	}
+	if img.Digest != "" {
+		p.progMu.Lock()
+		p.programs[img.Digest] = prog
+		p.progMu.Unlock()
+	}
+	return prog, nil
 }

@@ -59,9 +59,15 @@ func (o *OCIImages) Pull(ctx context.Context, ref string, secrets []corev1.Secre
 }
 
 func artifactImage(a *oci.Artifact) (*Image, error) {
-	wasm, err := a.ReadWasm()
-	if err != nil {
-		return nil, fmt.Errorf("read Wasm layer of %s: %w", a.Ref, err)
+	if a == nil {
+		return nil, fmt.Errorf("image store returned no artifact")
 	}
-	return &Image{Wasm: wasm, Digest: a.Layer.Digest.String(), ID: a.RepoDigest}, nil
+	read := func() ([]byte, error) {
+		wasm, err := a.ReadWasm()
+		if err != nil {
+			return nil, fmt.Errorf("read Wasm layer of %s: %w", a.Ref, err)
+		}
+		return wasm, nil
+	}
+	return &Image{Read: read, Digest: a.Layer.Digest.String(), ID: a.RepoDigest}, nil
 }

@@ -114,6 +114,9 @@ type Provider struct {
 	dirty    map[*podWorker]struct{}
 	wake     chan struct{}
 
+	progMu   sync.Mutex
+	programs map[string]Program // by wasm digest
+
 	baseCtx context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -144,6 +147,7 @@ func New(cfg Config) (*Provider, error) {
 		startTime: cfg.Now(),
 		workers:   map[string]*podWorker{},
 		dirty:     map[*podWorker]struct{}{},
+		programs:  map[string]Program{},
 		wake:      make(chan struct{}, 1),
 		baseCtx:   ctx,
 		cancel:    cancel,

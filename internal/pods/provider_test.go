@@ -65,11 +65,15 @@ func (f *fakeImages) Pull(ctx context.Context, ref string, secrets []corev1.Secr
 // 1), "spin" (until cancelled), "oom", "write PATH TEXT" (through mounts),
 // separated by ";".
 type fakeRuntime struct {
-	mu   sync.Mutex
-	runs []runtime.Spec
+	mu    sync.Mutex
+	runs  []runtime.Spec
+	loads int
 }
 
 func (f *fakeRuntime) Load(ctx context.Context, wasm []byte, digest string) (Program, error) {
+	f.mu.Lock()
+	f.loads++
+	f.mu.Unlock()
 	if string(wasm) != "fake" {
 		return nil, errors.New("not wasm")
 	}
@@ -351,6 +355,12 @@ func TestCrashLoopBackOff(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(h.events(), "\n"), "BackOff") {
 		t.Fatal("no BackOff event")
+	}
+	h.rt.mu.Lock()
+	loads := h.rt.loads
+	h.rt.mu.Unlock()
+	if loads != 1 {
+		t.Fatalf("the program was loaded %d times, want once per digest", loads)
 	}
 	// The back-off grows: the gaps between starts are not shrinking to 0.
 	d1, d3 := h.p.cfg.BackOff.delay(1), h.p.cfg.BackOff.delay(3)

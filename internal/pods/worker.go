@@ -537,7 +537,9 @@ func (w *podWorker) containerLoop(ctx context.Context, name string, init bool, v
 			continue
 		}
 		createFails = 0
-		term, stopped := w.runOnce(ctx, c, init, prog, spec, termPath, img, func() {
+		imageID := img.ID
+		img = nil // the wasm bytes are not kept while the guest runs
+		term, stopped := w.runOnce(ctx, c, init, prog, spec, termPath, imageID, func() {
 			if started != nil {
 				startedOnce.Do(func() { close(started) })
 			}
@@ -673,7 +675,7 @@ func (w *podWorker) pullSecrets(ctx context.Context) []corev1.Secret {
 // prepare loads the program and computes the run spec of c.
 func (w *podWorker) prepare(ctx context.Context, c *corev1.Container, init bool, img *Image, vols map[string]volume) (Program, runtime.Spec, string, error) {
 	var spec runtime.Spec
-	prog, err := w.p.cfg.Runtime.Load(ctx, img.Wasm, img.Digest)
+	prog, err := w.p.load(ctx, img)
 	if err != nil {
 		return nil, spec, "", fmt.Errorf("load Wasm image %q: %w", c.Image, err)
 	}
@@ -747,7 +749,7 @@ func newContainerID() string {
 
 // runOnce starts one run of c and waits for it. stopped reports that the
 // pod ended (deletion, deadline, node shutdown) during the run.
-func (w *podWorker) runOnce(ctx context.Context, c *corev1.Container, init bool, prog Program, spec runtime.Spec, termPath string, img *Image, onStart func()) (*termination, bool) {
+func (w *podWorker) runOnce(ctx context.Context, c *corev1.Container, init bool, prog Program, spec runtime.Spec, termPath string, imageID string, onStart func()) (*termination, bool) {
 	w.mu.Lock()
 	cr := w.rec.container(c.Name, init)
 	if cr.ContainerID != "" || cr.Last != nil {
@@ -782,7 +784,7 @@ func (w *podWorker) runOnce(ctx context.Context, c *corev1.Container, init bool,
 	cr.Reason, cr.Message = "", ""
 	cr.Term = nil
 	cr.LogPath = logPath
-	cr.ImageID = img.ID
+	cr.ImageID = imageID
 	cr.Started = true
 	w.runs[c.Name] = &activeRun{cancel: cancel, image: c.Image}
 	w.save()
