@@ -755,3 +755,22 @@ func TestImageUpdateRestartsContainer(t *testing.T) {
 		t.Fatal("no Killing event")
 	}
 }
+
+func TestSidecarInitContainer(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	pod := testPod("sidecar", corev1.RestartPolicyNever, ctr("main", "echo", "main"))
+	side := ctr("side", "echo", "side up", ";", "spin")
+	side.RestartPolicy = ptr(corev1.ContainerRestartPolicyAlways)
+	pod.Spec.InitContainers = []corev1.Container{side}
+	h.p.CreatePod(context.Background(), pod)
+	got := h.waitFor(pod, "Succeeded", phaseIs(corev1.PodSucceeded))
+	if term := got.Status.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != 0 {
+		t.Fatalf("main: %+v", got.Status.ContainerStatuses[0].State)
+	}
+	if got.Status.InitContainerStatuses[0].State.Terminated == nil {
+		t.Fatalf("sidecar not stopped when the pod completed: %+v", got.Status.InitContainerStatuses[0].State)
+	}
+	if l := h.logs(pod, "side", api.ContainerLogOpts{}); l != "side up\n" {
+		t.Fatalf("sidecar logs %q", l)
+	}
+}
