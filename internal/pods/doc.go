@@ -51,7 +51,9 @@
 //     allows (restartPolicy Never: it stays terminated and the pod fails).
 //     Completed containers and init containers are not run again.
 //   - Probes and lifecycle hooks are not run (there is no exec and no pod
-//     network namespace); a container is ready while it runs.
+//     network namespace; a Warning event "Unsupported" says so); a
+//     container is ready while it runs. HOSTNAME is set to the pod's host
+//     name, as container runtimes do.
 //   - exec, attach and port-forward answer "not supported on wasm32-wasi
 //     nodes".
 //   - Service account tokens of projected volumes are requested once, when

@@ -239,6 +239,7 @@ func (w *podWorker) run() {
 	w.save()
 	w.mu.Unlock()
 	w.changed()
+	w.warnUnsupported()
 	go w.watchDeadline(ctx)
 
 	sideCtx, stopSide := context.WithCancel(ctx)
@@ -320,6 +321,32 @@ func (w *podWorker) run() {
 	stopSide()
 	side.Wait()
 	w.finish()
+}
+
+// warnUnsupported tells, once per pod start, which parts of the spec a
+// Wasm node ignores.
+func (w *podWorker) warnUnsupported() {
+	pod := w.podCopy()
+	for i, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		init := i < len(pod.Spec.InitContainers)
+		var ignored []string
+		if c.LivenessProbe != nil {
+			ignored = append(ignored, "livenessProbe")
+		}
+		if c.ReadinessProbe != nil {
+			ignored = append(ignored, "readinessProbe")
+		}
+		if c.StartupProbe != nil {
+			ignored = append(ignored, "startupProbe")
+		}
+		if c.Lifecycle != nil && (c.Lifecycle.PostStart != nil || c.Lifecycle.PreStop != nil) {
+			ignored = append(ignored, "lifecycle hooks")
+		}
+		if len(ignored) > 0 {
+			w.event(c.Name, init, corev1.EventTypeWarning, "Unsupported",
+				"%s ignored on wasm32-wasi nodes (no exec or pod network for Wasm guests); the container is ready while it runs", strings.Join(ignored, ", "))
+		}
+	}
 }
 
 // alreadyTerminal: a restored pod whose containers had all ended.
@@ -684,6 +711,13 @@ func (w *podWorker) prepare(ctx context.Context, c *corev1.Container, init bool,
 	if err != nil {
 		return nil, spec, "", err
 	}
+	// Like container runtimes, set HOSTNAME to the pod's host name; the
+	// container's own env wins.
+	hostname := pod.Name
+	if pod.Spec.Hostname != "" {
+		hostname = pod.Spec.Hostname
+	}
+	env = append([]string{"HOSTNAME=" + hostname}, env...)
 	if len(invalid) > 0 {
 		w.event(c.Name, init, corev1.EventTypeWarning, "InvalidEnvironmentVariableNames",
 			"Keys [%s] from the EnvFrom were skipped since they are considered invalid environment variable names.", strings.Join(invalid, ", "))
