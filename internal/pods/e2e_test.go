@@ -370,9 +370,22 @@ func TestE2ERestartBackOff(t *testing.T) {
 	}
 }
 
+// goComponentsCannotAllocate is why the component build of testprog is left
+// out of the OOMKilled scenario: the WASI preview1 adapter that `jco new`
+// puts around a Go wasip1 module grows the module's memory behind the Go
+// runtime's back, after which Go cannot grow its heap by more than about
+// 100 KiB ("fatal error: grew heap, but no adequate free space found"), with
+// or without a limit (fastly/Viceroy#498). The pod would fail for that reason,
+// not for its limit; runtime's TestInitialMemoryOverLimit covers component
+// OOM with a component of our own.
+const goComponentsCannotAllocate = "Go components cannot allocate large blocks under the preview1 adapter (fastly/Viceroy#498)"
+
 func TestE2EOOMKilled(t *testing.T) {
 	for _, kind := range kinds {
 		t.Run(kind, func(t *testing.T) {
+			if kind == "component" {
+				t.Skip(goComponentsCannotAllocate)
+			}
 			n := nodetest.Shared(t)
 			ns := n.Env.Namespace(t)
 			ref := testprog(t, n, kind)
