@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -190,7 +189,7 @@ func (w *podsWiring) newProvider(_ context.Context, pc node.ProviderConfig) (nod
 		Client:      pc.Client,
 		Recorder:    pc.EventRecorder,
 		Runtime:     pods.EngineRuntime{Engine: w.engine},
-		Images:      ociImages{store: w.store, remote: oci.RemoteOptions{InsecureRegistries: w.insecureRegistries}},
+		Images:      &pods.OCIImages{Store: w.store, Remote: oci.RemoteOptions{InsecureRegistries: w.insecureRegistries}},
 		Allocatable: allocatable,
 		Devices:     w.devices,
 	})
@@ -234,54 +233,4 @@ func (w *podsWiring) close() {
 	if w.store != nil {
 		_ = w.store.Close()
 	}
-}
-
-// ociImages is pods.ImageService over the node's OCI store.
-type ociImages struct {
-	store  *oci.Store
-	remote oci.RemoteOptions
-}
-
-func (o ociImages) Resolve(ctx context.Context, ref string) (*pods.Image, error) {
-	a, err := o.store.Resolve(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	return image(a)
-}
-
-func (o ociImages) Pull(ctx context.Context, ref string, secrets []corev1.Secret) (*pods.Image, error) {
-	remote := o.remote
-	if len(secrets) > 0 {
-		data := make([]map[string][]byte, 0, len(secrets))
-		for _, s := range secrets {
-			data = append(data, s.Data)
-		}
-		fromSecrets, err := oci.PullSecretCredentials(data...)
-		if err != nil {
-			return nil, fmt.Errorf("image pull secrets: %w", err)
-		}
-		node, err := oci.DockerCredentials()
-		if err != nil {
-			remote.Credentials = fromSecrets
-		} else {
-			remote.Credentials = oci.ChainCredentials(fromSecrets, node)
-		}
-	}
-	a, err := o.store.Pull(ctx, ref, oci.PullOptions{Policy: oci.PullAlways, Remote: remote})
-	if err != nil {
-		return nil, err
-	}
-	return image(a)
-}
-
-func image(a *oci.Artifact) (*pods.Image, error) {
-	if a == nil {
-		return nil, errors.New("image store returned no artifact")
-	}
-	wasm, err := a.ReadWasm()
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", a.Ref, err)
-	}
-	return &pods.Image{Wasm: wasm, Digest: a.Layer.Digest.String(), ID: a.RepoDigest}, nil
 }

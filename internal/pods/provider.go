@@ -449,8 +449,19 @@ func (p *Provider) collectOrphansOnce() {
 		return
 	}
 	keep := map[string]bool{}
+	active := make([]types.UID, 0, len(list.Items))
 	for _, pod := range list.Items {
 		keep[string(pod.UID)] = true
+		active = append(active, pod.UID)
+	}
+	// Devices of pods deleted while the node was down are freed here: no
+	// DeletePod ever comes for them.
+	if r, ok := p.cfg.Devices.(interface {
+		ReleaseInactive(active []types.UID) []types.UID
+	}); ok {
+		if freed := r.ReleaseInactive(active); len(freed) > 0 {
+			log.G(ctx).Infof("released devices of %d pods no longer on the node", len(freed))
+		}
 	}
 	root := filepath.Join(p.cfg.DataDir, "pods")
 	entries, err := os.ReadDir(root)

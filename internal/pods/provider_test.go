@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/wasilet/wasilet/internal/devicemanager"
@@ -772,5 +774,47 @@ func TestSidecarInitContainer(t *testing.T) {
 	}
 	if l := h.logs(pod, "side", api.ContainerLogOpts{}); l != "side up\n" {
 		t.Fatalf("sidecar logs %q", l)
+	}
+}
+
+// inactiveDevices records ReleaseInactive calls, as *devicemanager.Manager has.
+type inactiveDevices struct {
+	fakeDevices
+	active [][]types.UID
+}
+
+func (f *inactiveDevices) ReleaseInactive(active []types.UID) []types.UID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.active = append(f.active, active)
+	return nil
+}
+
+// TestOrphanDevicesReleased: devices of pods deleted while the node was down
+// are freed by the orphan collection, which tells the device manager which
+// pods are still bound to the node.
+func TestOrphanDevicesReleased(t *testing.T) {
+	dir := t.TempDir()
+	on := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "on", Namespace: "default", UID: "uid-on"}, Spec: corev1.PodSpec{NodeName: "node1"}}
+	cs := fake.NewClientset(on)
+	dev := &inactiveDevices{}
+	p, err := New(Config{NodeName: "node1", NodeIP: "127.0.0.1", DataDir: dir, Client: cs,
+		Runtime: &fakeRuntime{}, Images: &fakeImages{fail: map[string]error{}}, Devices: dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	gone := filepath.Join(dir, "pods", "uid-gone")
+	if err := os.MkdirAll(gone, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p.collectOrphansOnce()
+	dev.mu.Lock()
+	defer dev.mu.Unlock()
+	if len(dev.active) != 1 || !reflect.DeepEqual(dev.active[0], []types.UID{"uid-on"}) {
+		t.Fatalf("ReleaseInactive calls %v, want one with [uid-on]", dev.active)
+	}
+	if _, err := os.Stat(gone); !os.IsNotExist(err) {
+		t.Fatalf("orphaned pod directory kept: %v", err)
 	}
 }
