@@ -65,6 +65,9 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 		return err
 	}
 	creds.rest.UserAgent = version.Get().String()
+	// The kubelet's defaults (--kube-api-qps 50, --kube-api-burst 100):
+	// client-go's 5/10 throttles status updates of a node with many pods.
+	creds.rest.QPS, creds.rest.Burst = 50, 100
 	client, err := kubernetes.NewForConfig(creds.rest)
 	if err != nil {
 		return fmt.Errorf("node client: %w", err)
