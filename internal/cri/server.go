@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/wasilet/wasilet/internal/grpcsock"
 	"github.com/wasilet/wasilet/internal/version"
 )
 
@@ -62,9 +60,8 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	mu     sync.Mutex
-	server *grpc.Server
-	wg     sync.WaitGroup
+	mu   sync.Mutex
+	sock *grpcsock.Server
 }
 
 var (
@@ -77,8 +74,8 @@ func New(opts Options) (*Server, error) {
 	if opts.Socket == "" || opts.Pods == nil {
 		return nil, errors.New("cri: Options.Socket and Options.Pods are required")
 	}
-	if len(opts.Socket) > 107 {
-		return nil, fmt.Errorf("cri: socket path %s is longer than 107 bytes", opts.Socket)
+	if err := grpcsock.CheckPath(opts.Socket); err != nil {
+		return nil, fmt.Errorf("cri: %w", err)
 	}
 	if opts.RuntimeVersion == "" {
 		opts.RuntimeVersion = strings.TrimPrefix(version.Get().Version, "v")
@@ -96,32 +93,19 @@ func (s *Server) SocketPath() string { return s.opts.Socket }
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.server != nil {
+	if s.sock != nil {
 		return errors.New("cri: already started")
 	}
-	if err := os.MkdirAll(filepath.Dir(s.opts.Socket), 0o750); err != nil {
+	ln, err := grpcsock.Listen(s.opts.Socket)
+	if err != nil {
 		return fmt.Errorf("cri: %w", err)
 	}
-	if err := os.Remove(s.opts.Socket); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("cri: remove stale socket: %w", err)
-	}
-	ln, err := net.Listen("unix", s.opts.Socket)
-	if err != nil {
-		return fmt.Errorf("cri: listen on %s: %w", s.opts.Socket, err)
-	}
-	s.server = grpc.NewServer(
+	srv := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(unimplementedUnary),
 		grpc.ChainStreamInterceptor(unimplementedStream))
-	runtimeapi.RegisterRuntimeServiceServer(s.server, s)
-	runtimeapi.RegisterImageServiceServer(s.server, s)
-	srv := s.server
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := srv.Serve(ln); err != nil {
-			s.log.Error("CRI server ended", "err", err)
-		}
-	}()
+	runtimeapi.RegisterRuntimeServiceServer(srv, s)
+	runtimeapi.RegisterImageServiceServer(srv, s)
+	s.sock = grpcsock.Serve(srv, ln, s.opts.Socket, s.log, "CRI server")
 	s.log.Info("CRI endpoint listening", "socket", s.opts.Socket)
 	return nil
 }
@@ -129,15 +113,13 @@ func (s *Server) Start() error {
 // Stop ends the server and removes its socket.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	srv := s.server
-	s.server = nil
+	sock := s.sock
+	s.sock = nil
 	s.mu.Unlock()
-	if srv == nil {
+	if sock == nil {
 		return
 	}
-	srv.Stop()
-	s.wg.Wait()
-	os.Remove(s.opts.Socket)
+	_ = sock.Stop() // a socket that cannot be removed is left, as before
 }
 
 // readOnly is the answer to every call that would change a pod or image.

@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/wasilet/wasilet/internal/grpcsock"
 )
 
 // KubeletSocket is the file name of the registration socket in Options.Dir.
@@ -77,8 +79,8 @@ type Manager struct {
 	stopped   bool
 	ctx       context.Context // lives from Start to Stop; parent of the endpoint streams
 	cancel    context.CancelFunc
-	server    *grpc.Server
-	wg        sync.WaitGroup
+	reg       *grpcsock.Server // the registration server
+	wg        sync.WaitGroup   // endpoint goroutines
 	timers    []*time.Timer
 
 	updates chan struct{}
@@ -148,10 +150,9 @@ func New(opts Options) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	// A unix socket path is limited to 107 bytes on Linux.
 	sock := filepath.Join(dir, KubeletSocket)
-	if len(sock) > 107 {
-		return nil, fmt.Errorf("device manager: socket path %s is longer than 107 bytes", sock)
+	if err := grpcsock.CheckPath(sock); err != nil {
+		return nil, fmt.Errorf("device manager: %w", err)
 	}
 	return &Manager{
 		opts:      opts,
@@ -195,16 +196,10 @@ func (m *Manager) Start() error {
 		return fmt.Errorf("device manager: listen on %s: %w", m.sockPath, err)
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.server = grpc.NewServer()
-	pluginapi.RegisterRegistrationServer(m.server, &registrationServer{m: m})
+	srv := grpc.NewServer()
+	pluginapi.RegisterRegistrationServer(srv, &registrationServer{m: m})
 	m.started = true
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		if err := m.server.Serve(ln); err != nil {
-			m.log.Error("device plugin registration server ended", "err", err)
-		}
-	}()
+	m.reg = grpcsock.Serve(srv, ln, m.sockPath, m.log, "device plugin registration server")
 	m.log.Info("device plugin registration server listening", "socket", m.sockPath)
 	m.notify()
 	return nil
@@ -220,7 +215,7 @@ func (m *Manager) Stop() {
 	}
 	m.stopped = true
 	m.cancel()
-	srv := m.server
+	reg := m.reg
 	var eps []*endpoint
 	for _, rs := range m.resources {
 		if rs.ep != nil {
@@ -232,14 +227,13 @@ func (m *Manager) Stop() {
 	}
 	m.mu.Unlock()
 
-	srv.Stop()
+	if err := reg.Stop(); err != nil {
+		m.log.Warn("remove registration socket", "socket", m.sockPath, "err", err)
+	}
 	for _, ep := range eps {
 		ep.close()
 	}
 	m.wg.Wait()
-	if err := os.Remove(m.sockPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		m.log.Warn("remove registration socket", "socket", m.sockPath, "err", err)
-	}
 }
 
 // cleanupSockets removes every socket in Dir, as the kubelet does at start.

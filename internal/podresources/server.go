@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"maps"
-	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -21,6 +18,7 @@ import (
 	podresourcesapi "k8s.io/kubelet/pkg/apis/podresources/v1"
 
 	"github.com/wasilet/wasilet/internal/devicemanager"
+	"github.com/wasilet/wasilet/internal/grpcsock"
 )
 
 // Socket is the file name of the PodResources socket in Options.Dir.
@@ -59,9 +57,8 @@ type Server struct {
 	log    *slog.Logger
 	socket string
 
-	mu     sync.Mutex
-	server *grpc.Server
-	wg     sync.WaitGroup
+	mu   sync.Mutex
+	sock *grpcsock.Server
 }
 
 var _ podresourcesapi.PodResourcesListerServer = (*Server)(nil)
@@ -75,8 +72,8 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.Default()
 	}
 	sock := filepath.Join(opts.Dir, Socket)
-	if len(sock) > 107 {
-		return nil, fmt.Errorf("podresources: socket path %s is longer than 107 bytes", sock)
+	if err := grpcsock.CheckPath(sock); err != nil {
+		return nil, fmt.Errorf("podresources: %w", err)
 	}
 	return &Server{opts: opts, log: opts.Logger.With("component", "podresources"), socket: sock}, nil
 }
@@ -88,29 +85,16 @@ func (s *Server) SocketPath() string { return s.socket }
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.server != nil {
+	if s.sock != nil {
 		return errors.New("podresources: already started")
 	}
-	if err := os.MkdirAll(s.opts.Dir, 0o750); err != nil {
+	ln, err := grpcsock.Listen(s.socket)
+	if err != nil {
 		return fmt.Errorf("podresources: %w", err)
 	}
-	if err := os.Remove(s.socket); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("podresources: remove stale socket: %w", err)
-	}
-	ln, err := net.Listen("unix", s.socket)
-	if err != nil {
-		return fmt.Errorf("podresources: listen on %s: %w", s.socket, err)
-	}
-	s.server = grpc.NewServer()
-	podresourcesapi.RegisterPodResourcesListerServer(s.server, s)
-	srv := s.server
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := srv.Serve(ln); err != nil {
-			s.log.Error("PodResources server ended", "err", err)
-		}
-	}()
+	srv := grpc.NewServer()
+	podresourcesapi.RegisterPodResourcesListerServer(srv, s)
+	s.sock = grpcsock.Serve(srv, ln, s.socket, s.log, "PodResources server")
 	s.log.Info("PodResources API listening", "socket", s.socket)
 	return nil
 }
@@ -118,15 +102,13 @@ func (s *Server) Start() error {
 // Stop ends the server and removes its socket.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	srv := s.server
-	s.server = nil
+	sock := s.sock
+	s.sock = nil
 	s.mu.Unlock()
-	if srv == nil {
+	if sock == nil {
 		return
 	}
-	srv.Stop()
-	s.wg.Wait()
-	os.Remove(s.socket)
+	_ = sock.Stop() // a socket that cannot be removed is left, as before
 }
 
 // List reports the devices of every active pod's containers (restartable
