@@ -43,8 +43,9 @@
 // # BenchmarkRSSPerPod/{module,component}
 //
 // A fresh node per kind, warmed like above. The node process's memory
-// (/proc/<pid>/status) is read with no pod running, then again after N
-// `testprog sleep 1h` pods run, each time after a settle time of 5 s.
+// (/proc/<pid>/status) is read with no pod running, then again once N
+// `testprog sleep 1h` pods run; each reading is the smallest VmRSS sampled
+// every 250 ms over 10 s (the sample least inflated by uncollected garbage).
 // Reported: rss-KB/pod = (VmRSS_N − VmRSS_0)/N, and rss0-MB and rssN-MB;
 // the log splits the per-pod figure into RssAnon (Go heap, wasmtime stores
 // and instances), RssShmem (linear memories, which wasmtime maps from memfd
