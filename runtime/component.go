@@ -100,6 +100,7 @@ func (p *componentProgram) run(ctx context.Context, spec Spec) (Result, error) {
 	// the engine's ticker going itself, so that it still stops at an epoch
 	// tick once its host call returns.
 	p.e.runStarted()
+	usage := spec.Usage
 	go func() {
 		var r ret
 		defer p.e.runDone()
@@ -113,6 +114,9 @@ func (p *componentProgram) run(ctx context.Context, spec Spec) (Result, error) {
 			streams.wait()
 			done <- r
 		}()
+		// With a Usage this goroutine stays on one OS thread, the one
+		// wasmtime runs the guest on; ended before done is sent.
+		defer usage.begin(false)()
 		r.r, r.err = p.c.Run(ctx, cfg)
 	}()
 

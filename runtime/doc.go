@@ -27,6 +27,10 @@
 // Cancelling Run's context (or Spec.Timeout) stops the guest within about one
 // epoch tick (10 ms), whether it is computing or sleeping.
 //
+// A Spec.Usage lets the caller watch a running guest's resource use from
+// another goroutine (Usage.Sample): the CPU time of the guest's thread and,
+// for core modules, the size of its linear memory.
+//
 // What this package does not own: pulling images (package oci), turning pods
 // into Specs and logs (the node), and the C component bindings
 // (runtime/internal/wasmtimec, used through the same Program type).

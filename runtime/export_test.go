@@ -5,3 +5,5 @@ package runtime
 func WriteArtifactForTest(path string, payload []byte) error { return writeArtifact(path, payload) }
 
 func CheckStoreLayoutForTest() error { return checkStoreLayout() }
+
+func CheckMemoryLayoutForTest() error { return checkMemoryLayout() }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	goruntime "runtime"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 	"github.com/containerd/errdefs"
@@ -74,7 +76,13 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 	}
 	streams.releaseGuestEnds() // wasmtime has opened them
 
-	rs := &runState{done: ctx.Done(), monotonicStart: time.Now()}
+	// With a Usage, the whole run stays on one OS thread, whose CPU clock
+	// is the guest's; ended after the store is closed (deferred before it).
+	defer spec.Usage.begin(true)()
+	var pin goruntime.Pinner
+	defer pin.Unpin() // after closeStore: the callback writes no more
+
+	rs := &runState{done: ctx.Done(), monotonicStart: time.Now(), usage: spec.Usage}
 	store := wasmtime.NewStoreWithData(m.e.engine, rs)
 	storeClosed := false
 	closeStore := func() {
@@ -127,6 +135,14 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 		}
 		callErr = err // a start function trapped or exited
 	} else {
+		if u := spec.Usage; u != nil {
+			if ext := inst.GetExport(store, "memory"); ext != nil && ext.Memory() != nil {
+				mem := ext.Memory()
+				u.setMemory(int64(mem.DataSize(store)))
+				pin.Pin(u)
+				intr.trackMemory(mem, (*int64)(unsafe.Pointer(&u.memory)))
+			}
+		}
 		start := inst.GetFunc(store, "_start")
 		if start == nil {
 			stopWatcher()
@@ -140,6 +156,12 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 	if inst != nil {
 		if ext := inst.GetExport(store, "memory"); ext != nil && ext.Memory() != nil {
 			memSize = int64(ext.Memory().DataSize(store))
+		}
+	}
+	if spec.Usage != nil {
+		intr.untrackMemory()
+		if memSize >= 0 {
+			spec.Usage.setMemory(memSize)
 		}
 	}
 	closeStore() // flushes stdout/stderr to the Spec's writers

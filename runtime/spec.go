@@ -66,6 +66,9 @@ type Spec struct {
 	// Timeout stops the guest after this long (0: none); cancelling the
 	// context passed to Run stops it too.
 	Timeout time.Duration
+	// Usage, when set, is kept up to date with the run's CPU time and
+	// memory while it runs (see Usage); nil costs nothing.
+	Usage *Usage
 }
 
 // Reason says how a run ended, in the words the kubelet uses for container

@@ -42,6 +42,8 @@ type runState struct {
 	// monotonicStart approximates the zero of the guest's monotonic clock
 	// (wasmtime counts it from WASI context creation).
 	monotonicStart time.Time
+	// usage is Spec.Usage (may be nil).
+	usage *Usage
 }
 
 var errInterrupted = "wasilet: guest interrupted"
@@ -101,6 +103,7 @@ func pollOneoff(c *wasmtime.Caller, in, out, nsubs, neventsPtr int32) (int32, *w
 		return errnoFault, nil
 	}
 	mem := ext.Memory().UnsafeData(c)
+	rs.usage.setMemory(int64(len(mem))) // a guest about to sleep
 	n := int64(uint32(nsubs))
 	if n == 0 {
 		return errnoInval, nil
