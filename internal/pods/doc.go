@@ -58,9 +58,11 @@
 //     nodes".
 //   - Service account tokens of projected volumes are requested once, when
 //     the pod starts (WASI preview 1 guests have no sockets to use them).
-//   - Stats: the node entry is this process (CPU time, RSS); pods and their
-//     running containers are listed without CPU and memory usage, which the
-//     runtime does not account per guest.
+//   - Stats (/stats/summary and /metrics/resource): the node entry is this
+//     process (CPU time, RSS); each running container reports its guest
+//     thread's CPU time and rate and, for core modules, its linear memory
+//     as usage and working set (runtime.Usage); pods report the sums.
+//     Components report CPU only: their memory is not observable.
 //
 // Snapshot gives the CRI endpoint a read-only view of pods and containers.
 package pods

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/log"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
@@ -384,12 +383,6 @@ func (p *Provider) AttachToContainer(ctx context.Context, namespace, podName, co
 // PortForward answers port-forward with a clear error.
 func (p *Provider) PortForward(ctx context.Context, namespace, pod string, port int32, stream io.ReadWriteCloser) error {
 	return errdefs.InvalidInputf("port-forward %s", errNotSupported)
-}
-
-// GetMetricsResource returns no Prometheus metrics: resource metrics are
-// served through GetStatsSummary.
-func (p *Provider) GetMetricsResource(ctx context.Context) ([]*dto.MetricFamily, error) {
-	return nil, nil
 }
 
 // serviceAccountToken requests a token bound to pod for a projected volume,

@@ -39,6 +39,9 @@ const maxTerminationMessage = 4096
 type activeRun struct {
 	cancel context.CancelCauseFunc
 	image  string
+	// usage is the run's runtime.Usage and cpu its CPU rate (see stats.go).
+	usage *runtime.Usage
+	cpu   *cpuRate
 }
 
 // podWorker owns one pod: its record, its goroutines and its directory.
@@ -809,6 +812,7 @@ func (w *podWorker) runOnce(ctx context.Context, c *corev1.Container, init bool,
 	}
 	spec.Stdout = lf.Stream(0)
 	spec.Stderr = lf.Stream(1)
+	spec.Usage = new(runtime.Usage)
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	w.mu.Lock()
@@ -820,7 +824,7 @@ func (w *podWorker) runOnce(ctx context.Context, c *corev1.Container, init bool,
 	cr.LogPath = logPath
 	cr.ImageID = imageID
 	cr.Started = true
-	w.runs[c.Name] = &activeRun{cancel: cancel, image: c.Image}
+	w.runs[c.Name] = &activeRun{cancel: cancel, image: c.Image, usage: spec.Usage, cpu: &cpuRate{}}
 	w.save()
 	w.mu.Unlock()
 	w.changed()
