@@ -55,44 +55,47 @@ func resolveEnv(ctx context.Context, get objectGetter, pod *corev1.Pod, c *corev
 		}
 		vals[k] = v
 	}
+	// setKey sets env to key of a ConfigMap or Secret (a ConfigMapKeyRef
+	// or SecretKeyRef); a missing optional object or key sets nothing.
+	setKey := func(env, kind, name, key string, opt *bool) error {
+		optional := opt != nil && *opt
+		data, extra, err := envSource(ctx, get, pod.Namespace, kind, name, optional)
+		if err != nil {
+			return err
+		}
+		v, ok := data[key]
+		if !ok {
+			v, ok = extra[key]
+		}
+		switch {
+		case ok:
+			set(env, v)
+		case !optional:
+			return configErrorf("couldn't find key %s in %s %s/%s", key, kindTitle[kind], pod.Namespace, name)
+		}
+		return nil
+	}
 	for _, from := range c.EnvFrom {
+		var data map[string]string
+		var err error
 		switch {
 		case from.ConfigMapRef != nil:
 			ref := from.ConfigMapRef
-			optional := ref.Optional != nil && *ref.Optional
-			cm, err := get.ConfigMap(ctx, pod.Namespace, ref.Name)
-			if err != nil {
-				if apierrors.IsNotFound(err) && optional {
-					continue
-				}
-				return nil, nil, lookupError("configmap", ref.Name, err)
-			}
-			for _, k := range sortedKeys(cm.Data) {
-				name := from.Prefix + k
-				if !envVarName.MatchString(name) {
-					invalid = append(invalid, name)
-					continue
-				}
-				set(name, cm.Data[k])
-			}
+			data, _, err = envSource(ctx, get, pod.Namespace, "configmap", ref.Name, ref.Optional != nil && *ref.Optional)
 		case from.SecretRef != nil:
 			ref := from.SecretRef
-			optional := ref.Optional != nil && *ref.Optional
-			s, err := get.Secret(ctx, pod.Namespace, ref.Name)
-			if err != nil {
-				if apierrors.IsNotFound(err) && optional {
-					continue
-				}
-				return nil, nil, lookupError("secret", ref.Name, err)
+			data, _, err = envSource(ctx, get, pod.Namespace, "secret", ref.Name, ref.Optional != nil && *ref.Optional)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, k := range sortedKeys(data) {
+			name := from.Prefix + k
+			if !envVarName.MatchString(name) {
+				invalid = append(invalid, name)
+				continue
 			}
-			for _, k := range sortedKeys(s.Data) {
-				name := from.Prefix + k
-				if !envVarName.MatchString(name) {
-					invalid = append(invalid, name)
-					continue
-				}
-				set(name, string(s.Data[k]))
-			}
+			set(name, data[k])
 		}
 	}
 	for _, e := range c.Env {
@@ -116,50 +119,14 @@ func resolveEnv(ctx context.Context, get objectGetter, pod *corev1.Pod, c *corev
 			set(e.Name, v)
 		case vf.ConfigMapKeyRef != nil:
 			ref := vf.ConfigMapKeyRef
-			optional := ref.Optional != nil && *ref.Optional
-			cm, err := get.ConfigMap(ctx, pod.Namespace, ref.Name)
-			if err != nil {
-				if apierrors.IsNotFound(err) && optional {
-					continue
-				}
-				return nil, nil, lookupError("configmap", ref.Name, err)
+			if err := setKey(e.Name, "configmap", ref.Name, ref.Key, ref.Optional); err != nil {
+				return nil, nil, err
 			}
-			v, ok := cm.Data[ref.Key]
-			if !ok {
-				if b, bok := cm.BinaryData[ref.Key]; bok {
-					v, ok = string(b), true
-				}
-			}
-			if !ok {
-				if optional {
-					continue
-				}
-				return nil, nil, configErrorf("couldn't find key %s in ConfigMap %s/%s", ref.Key, pod.Namespace, ref.Name)
-			}
-			set(e.Name, v)
 		case vf.SecretKeyRef != nil:
 			ref := vf.SecretKeyRef
-			optional := ref.Optional != nil && *ref.Optional
-			s, err := get.Secret(ctx, pod.Namespace, ref.Name)
-			if err != nil {
-				if apierrors.IsNotFound(err) && optional {
-					continue
-				}
-				return nil, nil, lookupError("secret", ref.Name, err)
+			if err := setKey(e.Name, "secret", ref.Name, ref.Key, ref.Optional); err != nil {
+				return nil, nil, err
 			}
-			b, ok := s.Data[ref.Key]
-			if !ok {
-				if sv, sok := s.StringData[ref.Key]; sok {
-					b, ok = []byte(sv), true
-				}
-			}
-			if !ok {
-				if optional {
-					continue
-				}
-				return nil, nil, configErrorf("couldn't find key %s in Secret %s/%s", ref.Key, pod.Namespace, ref.Name)
-			}
-			set(e.Name, string(b))
 		default:
 			return nil, nil, configErrorf("env %s: valueFrom names no source", e.Name)
 		}
@@ -169,6 +136,40 @@ func resolveEnv(ctx context.Context, get objectGetter, pod *corev1.Pod, c *corev
 		env = append(env, k+"="+vals[k])
 	}
 	return env, invalid, nil
+}
+
+// kindTitle names an envSource kind in messages about its keys.
+var kindTitle = map[string]string{"configmap": "ConfigMap", "secret": "Secret"}
+
+// envSource fetches the ConfigMap or Secret (kind "configmap" or "secret")
+// that an env var or envFrom names. data is what envFrom reads (a
+// ConfigMap's data, a Secret's data); extra is where a key reference looks
+// when data lacks the key (a ConfigMap's binaryData, a Secret's
+// stringData). A missing optional object gives no data and no error.
+func envSource(ctx context.Context, get objectGetter, namespace, kind, name string, optional bool) (data, extra map[string]string, err error) {
+	if kind == "configmap" {
+		var cm *corev1.ConfigMap
+		if cm, err = get.ConfigMap(ctx, namespace, name); err == nil {
+			return cm.Data, stringMap(cm.BinaryData), nil
+		}
+	} else {
+		var s *corev1.Secret
+		if s, err = get.Secret(ctx, namespace, name); err == nil {
+			return stringMap(s.Data), s.StringData, nil
+		}
+	}
+	if apierrors.IsNotFound(err) && optional {
+		return nil, nil, nil
+	}
+	return nil, nil, lookupError(kind, name, err)
+}
+
+func stringMap(m map[string][]byte) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, b := range m {
+		out[k] = string(b)
+	}
+	return out
 }
 
 func lookupError(kind, name string, err error) error {

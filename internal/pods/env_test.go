@@ -134,3 +134,60 @@ func TestDefaultPullPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveEnvSources pins what ConfigMaps and Secrets give: envFrom reads
+// data only, key references fall back to binaryData / stringData, and a
+// missing object or key is reported by kind.
+func TestResolveEnvSources(t *testing.T) {
+	get := testGetter(
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "ns"},
+			Data: map[string]string{"D": "cm-data", "SAME": "data-wins"}, BinaryData: map[string][]byte{"B": []byte("cm-bin"), "SAME": []byte("bin")}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sec", Namespace: "ns"},
+			Data: map[string][]byte{"D": []byte("sec-data"), "bad=name": []byte("x"), "SAME": []byte("data-wins")}, StringData: map[string]string{"S": "sec-str", "SAME": "str"}},
+	)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}}
+	cmKey := func(env, key string) corev1.EnvVar {
+		return corev1.EnvVar{Name: env, ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}, Key: key}}}
+	}
+	secKey := func(env, key string) corev1.EnvVar {
+		return corev1.EnvVar{Name: env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "sec"}, Key: key}}}
+	}
+	c := &corev1.Container{
+		EnvFrom: []corev1.EnvFromSource{
+			{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}}, Prefix: "C_"},
+			{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "sec"}}, Prefix: "S_"},
+			{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "gone"}, Optional: ptr(true)}},
+		},
+		Env: []corev1.EnvVar{cmKey("CB", "B"), cmKey("CSAME", "SAME"), secKey("SS", "S"), secKey("SSAME", "SAME")},
+	}
+	env, invalid, err := resolveEnv(context.Background(), get, pod, c, envContext{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"C_D=cm-data", "C_SAME=data-wins", "S_D=sec-data", "S_SAME=data-wins",
+		"CB=cm-bin", "CSAME=data-wins", "SS=sec-str", "SSAME=data-wins",
+	}
+	if !reflect.DeepEqual(env, want) {
+		t.Fatalf("env:\n got %q\nwant %q", env, want)
+	}
+	if !reflect.DeepEqual(invalid, []string{"S_bad=name"}) {
+		t.Fatalf("invalid: %q", invalid)
+	}
+
+	for _, tc := range []struct {
+		c    corev1.Container
+		want string
+	}{
+		{corev1.Container{Env: []corev1.EnvVar{cmKey("X", "nope")}}, "couldn't find key nope in ConfigMap ns/cm"},
+		{corev1.Container{Env: []corev1.EnvVar{secKey("X", "nope")}}, "couldn't find key nope in Secret ns/sec"},
+		{corev1.Container{EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "gone"}}}}}, `secret "gone" not found`},
+		{corev1.Container{Env: []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "gone"}, Key: "k"}}}}}, `configmap "gone" not found`},
+	} {
+		_, _, err := resolveEnv(context.Background(), get, pod, &tc.c, envContext{})
+		var ce *configError
+		if !errors.As(err, &ce) || err.Error() != tc.want {
+			t.Errorf("got %v, want configError %q", err, tc.want)
+		}
+	}
+}
