@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,40 +33,11 @@ func toolsDir(t *testing.T, tool string) string {
 	return dir
 }
 
-// startSamplePlugin runs the upstream sample-device-plugin against dir
-// (see plugintest.SampleCommand) until the test ends.
-func startSamplePlugin(t *testing.T, tools, dir string) {
-	t.Helper()
-	cmd, err := plugintest.SampleCommand(filepath.Join(tools, "sample-device-plugin"), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sample-device-plugin: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("sample-device-plugin output:\n%s", out.String())
-		}
-	})
-}
-
 func TestSampleDevicePlugin(t *testing.T) {
 	tools := toolsDir(t, "sample-device-plugin")
 	dir := shortDir(t)
 	m := startManager(t, dir, time.Hour)
-	startSamplePlugin(t, tools, dir)
+	plugintest.StartSample(t, filepath.Join(tools, "sample-device-plugin"), dir)
 	waitCounts(t, m, sampleResource, 2, 2)
 
 	pod := testPod("s1", ctr{name: "app", req: map[string]int64{sampleResource: 1}})

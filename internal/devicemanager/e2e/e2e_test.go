@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -170,41 +169,6 @@ func podDevices(list *podresourcesapi.ListPodResourcesResponse, ns, name string)
 	return nil
 }
 
-func startSamplePlugin(t *testing.T, n *nodetest.Node) {
-	t.Helper()
-	cmd, err := plugintest.SampleCommand(n.Env.Tool("sample-device-plugin"), devicePluginDir(n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	var mu sync.Mutex
-	cmd.Stdout = writerFunc(func(b []byte) { mu.Lock(); out.Write(b); mu.Unlock() })
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sample-device-plugin: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("sample-device-plugin output:\n%s", out.String())
-			mu.Unlock()
-		}
-	})
-}
-
-type writerFunc func([]byte)
-
-func (f writerFunc) Write(b []byte) (int, error) { f(b); return len(b), nil }
-
 // TestSampleDevicePlugin: the upstream sample plugin registers with the
 // node, its resource shows in the node status, a Wasm pod requesting both
 // devices starts with the files the plugin mounts, PodResources lists them,
@@ -215,7 +179,7 @@ func TestSampleDevicePlugin(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options{})
 	ns := n.Env.Namespace(t)
 	ref := testprog(t, n)
-	startSamplePlugin(t, n)
+	plugintest.StartSample(t, n.Env.Tool("sample-device-plugin"), devicePluginDir(n))
 	res := plugintest.SampleResource
 	waitNodeResource(t, n, res, 2, 2)
 

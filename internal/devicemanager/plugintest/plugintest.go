@@ -3,7 +3,8 @@
 // registers itself, streams a device list it can change, records the
 // GetPreferredAllocation, Allocate and PreStartContainer calls it gets and,
 // like the upstream sample device plugin, re-registers when kubelet.sock is
-// created again.
+// created again. SampleCommand and StartSample run the upstream
+// sample-device-plugin binary against a test directory.
 package plugintest
 
 import (

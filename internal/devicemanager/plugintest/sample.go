@@ -4,6 +4,10 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
 )
 
 // SampleResource is what the upstream sample-device-plugin advertises: two
@@ -40,4 +44,37 @@ exec "$DP_BIN"`
 		"DP_BIN="+bin,
 		"PLUGIN_SOCK_DIR=/var/lib/kubelet/device-plugins")
 	return cmd, nil
+}
+
+// StartSample runs the upstream sample-device-plugin binary bin against the
+// device-plugin directory dir (see SampleCommand) until the test ends. At
+// cleanup it gets SIGTERM (and is killed if it has not exited within 30 s);
+// its output is logged if the test failed.
+func StartSample(t testing.TB, bin, dir string) {
+	t.Helper()
+	cmd, err := SampleCommand(bin, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One comparable writer for both streams: exec copies them in one
+	// goroutine, and out is read only after Wait.
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sample-device-plugin: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("sample-device-plugin output:\n%s", out.String())
+		}
+	})
 }
