@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,11 +19,7 @@ import (
 // TestWithDeviceManager serves PodResources over a real device manager fed
 // by a real device plugin.
 func TestWithDeviceManager(t *testing.T) {
-	dir, err := os.MkdirTemp("/tmp", "prdm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := shortDir(t, "prdm")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dm, err := devicemanager.New(devicemanager.Options{Dir: filepath.Join(dir, "device-plugins"), Logger: log})
 	if err != nil {
@@ -52,15 +47,7 @@ func TestWithDeviceManager(t *testing.T) {
 	if err := dm.Admit(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Dir: filepath.Join(dir, "pod-resources"), Pods: &fakePods{pods: []*corev1.Pod{p}}, Devices: dm, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	c := client(t, s)
+	c := serve(t, Options{Dir: filepath.Join(dir, "pod-resources"), Pods: &fakePods{pods: []*corev1.Pod{p}}, Devices: dm, Logger: log})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

@@ -54,8 +54,30 @@ func pod(uid, name string, phase corev1.PodPhase, init []corev1.Container, cs ..
 	return p
 }
 
-func client(t *testing.T, s *Server) podresourcesapi.PodResourcesListerClient {
+// shortDir is a fresh directory under /tmp (short enough for a unix socket
+// path), removed when the test ends.
+func shortDir(t *testing.T, prefix string) string {
 	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// serve starts a Server with opts, stopped when the test ends, and returns a
+// client connected to its socket.
+func serve(t *testing.T, opts Options) podresourcesapi.PodResourcesListerClient {
+	t.Helper()
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
 	conn, err := grpc.NewClient("unix://"+s.SocketPath(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -65,11 +87,7 @@ func client(t *testing.T, s *Server) podresourcesapi.PodResourcesListerClient {
 }
 
 func TestPodResourcesOverSocket(t *testing.T) {
-	dir, err := os.MkdirTemp("/tmp", "pr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := shortDir(t, "pr")
 	always := corev1.ContainerRestartPolicyAlways
 	pods := &fakePods{pods: []*corev1.Pod{
 		pod("u1", "web", corev1.PodRunning, []corev1.Container{{Name: "setup"}, {Name: "sidecar", RestartPolicy: &always}}, "app", "idle"),
@@ -89,15 +107,7 @@ func TestPodResourcesOverSocket(t *testing.T) {
 	}
 	// A stale socket from a previous run is replaced.
 	os.WriteFile(dir+"/"+Socket, nil, 0o600)
-	s, err := New(Options{Dir: dir, Pods: pods, Devices: devs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	c := client(t, s)
+	c := serve(t, Options{Dir: dir, Pods: pods, Devices: devs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
