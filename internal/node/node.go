@@ -10,11 +10,13 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
 	vkslog "github.com/virtual-kubelet/virtual-kubelet/log/slog"
 	vknode "github.com/virtual-kubelet/virtual-kubelet/node"
 	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
 	"github.com/wasilet/wasilet/internal/version"
@@ -136,6 +139,7 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 		}
 		nc.EventRecorder = recorder
 		nc.NumWorkers = podWorkers
+		nc.PodControllerConfigOpts = append(nc.PodControllerConfigOpts, podQueueRateLimits)
 		// The provider resolves env from config maps and secrets itself (see
 		// nodeScopedClient).
 		nc.SkipDownwardAPIResolution = true
@@ -194,4 +198,23 @@ func (l *lazyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	(*h).ServeHTTP(w, r)
+}
+
+// podQueueRateLimits replaces virtual-kubelet's default pod queue limiters
+// (client-go's controller default: an overall bucket of 10 items/s, burst
+// 100), which every status notification passes through and which capped a
+// burst of new pods at about 5 pods/s. Per-item exponential back-off on
+// failures stays; the overall bucket is raised to what the apiserver client
+// (QPS 50, burst 100) and the pod workers can carry.
+func podQueueRateLimits(pc *vknode.PodControllerConfig) error {
+	limiter := func() workqueue.TypedRateLimiter[any] {
+		return workqueue.NewTypedMaxOfRateLimiter[any](
+			workqueue.NewTypedItemExponentialFailureRateLimiter[any](5*time.Millisecond, 10*time.Second),
+			&workqueue.TypedBucketRateLimiter[any]{Limiter: rate.NewLimiter(rate.Limit(500), 1000)},
+		)
+	}
+	pc.SyncPodsFromKubernetesRateLimiter = limiter()
+	pc.SyncPodStatusFromProviderRateLimiter = limiter()
+	pc.DeletePodsFromKubernetesRateLimiter = limiter()
+	return nil
 }

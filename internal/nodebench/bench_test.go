@@ -266,9 +266,9 @@ func BenchmarkRSSPerPod(b *testing.B) {
 	for _, k := range kinds {
 		b.Run(k.name, func(b *testing.B) {
 			n := nodetest.Start(b, nodetest.Options{})
-			pid, err := nodePID(n)
-			if err != nil {
-				b.Fatal(err)
+			pid := n.Pid()
+			if pid == 0 {
+				b.Fatalf("node %s is not running", n.Name)
 			}
 			ref := testprog(b, n.Env, k)
 			ns := n.Env.Namespace(b)

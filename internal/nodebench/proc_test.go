@@ -1,62 +1,12 @@
 package nodebench
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/wasilet/wasilet/internal/nodetest"
 )
-
-// nodePID finds the process of n: a child of this test binary whose command
-// line has `--data-dir <n.DataDir>`. (nodetest does not export the process.)
-func nodePID(n *nodetest.Node) (int, error) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, fmt.Errorf("find the process of node %s: %w", n.Name, err)
-	}
-	want := []byte("\x00--data-dir\x00" + n.DataDir + "\x00")
-	self := os.Getpid()
-	var found []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ppid, err := parentPID(pid); err != nil || ppid != self {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.Contains(cmdline, want) {
-			found = append(found, pid)
-		}
-	}
-	if len(found) != 1 {
-		return 0, fmt.Errorf("find the process of node %s: %d children of pid %d with --data-dir %s", n.Name, len(found), self, n.DataDir)
-	}
-	return found[0], nil
-}
-
-// parentPID reads the 4th field of /proc/<pid>/stat (after the command name,
-// which may contain spaces and parentheses).
-func parentPID(pid int) (int, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0, fmt.Errorf("/proc/%d/stat: too short", pid)
-	}
-	return strconv.Atoi(f[1])
-}
 
 // memStatus is what /proc/<pid>/status says about a process's memory (KB).
 type memStatus struct {

@@ -334,6 +334,19 @@ func (n *Node) Running() bool {
 	}
 }
 
+// Pid is the node process's id (0 when it is not running).
+func (n *Node) Pid() int {
+	if !n.Running() {
+		return 0
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // ExitErr is the process's exit error once it has stopped (nil for exit 0).
 func (n *Node) ExitErr() error {
 	n.mu.Lock()
