@@ -427,6 +427,20 @@ func TestE2EAPIServerRestart(t *testing.T) {
 	env := n.Env
 	ctx := context.Background()
 
+	// Pods run across the outage: one keeps running, one finishes while the
+	// apiserver is down, so its status must converge after the restart.
+	ns := env.Namespace(t)
+	ref := nodetest.PushWasm(t, env, nodetest.WasmFile(t, "testprog.wasm"), "testprog:outage")
+	running := n.CreatePod(t, n.Pod(ns, "running", ref, func(p *corev1.Pod) {
+		p.Spec.Containers[0].Args = []string{"tick", "1s"}
+	}))
+	finishing := n.CreatePod(t, n.Pod(ns, "finishing", ref, func(p *corev1.Pod) {
+		p.Spec.RestartPolicy = corev1.RestartPolicyNever
+		p.Spec.Containers[0].Args = []string{"sleep", "12s", ";", "exit", "0"}
+	}))
+	n.WaitPodPhase(t, ns, running.Name, corev1.PodRunning, 2*time.Minute)
+	n.WaitPodPhase(t, ns, finishing.Name, corev1.PodRunning, 2*time.Minute)
+
 	pidFile := filepath.Join(env.StateDir, "run", cluster.APIServerComponent+".pid")
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
@@ -481,6 +495,16 @@ func TestE2EAPIServerRestart(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("/healthz after the restart: %s", resp.Status)
+	}
+	// Statuses converge: the pod that ended during the outage is reported
+	// Succeeded, the other is still Running, without a restart.
+	p := n.WaitPodPhase(t, ns, finishing.Name, corev1.PodSucceeded, 3*time.Minute)
+	if cs := p.Status.ContainerStatuses; len(cs) != 1 || cs[0].State.Terminated == nil || cs[0].State.Terminated.ExitCode != 0 {
+		t.Errorf("finishing pod status after the restart: %+v", cs)
+	}
+	p = n.WaitPodPhase(t, ns, running.Name, corev1.PodRunning, time.Minute)
+	if cs := p.Status.ContainerStatuses; len(cs) != 1 || cs[0].State.Running == nil || cs[0].RestartCount != 0 {
+		t.Errorf("running pod status after the restart: %+v", cs)
 	}
 }
 
