@@ -291,3 +291,26 @@ func TestGRPCEdges(t *testing.T) {
 		t.Fatalf("StreamContainers for pod web: %d containers, want 2", n)
 	}
 }
+
+// TestStartStop: a second Start is refused, Stop removes the socket and may
+// be repeated, a stopped server starts again, and a socket path too long for
+// a unix socket is refused by New.
+func TestStartStop(t *testing.T) {
+	s, _ := startServer(t)
+	if err := s.Start(); err == nil || err.Error() != "cri: already started" {
+		t.Fatalf("second Start = %v, want \"cri: already started\"", err)
+	}
+	s.Stop()
+	if _, err := os.Stat(s.SocketPath()); !os.IsNotExist(err) {
+		t.Fatalf("socket after Stop: %v", err)
+	}
+	s.Stop()
+	if err := s.Start(); err != nil {
+		t.Fatalf("Start after Stop: %v", err)
+	}
+	long := "/tmp/" + strings.Repeat("x", 100) + ".sock"
+	_, err := New(Options{Socket: long, Pods: s.opts.Pods})
+	if err == nil || err.Error() != "cri: socket path "+long+" is longer than 107 bytes" {
+		t.Fatalf("New with a %d-byte socket path = %v", len(long), err)
+	}
+}

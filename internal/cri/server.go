@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -60,8 +59,7 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	mu   sync.Mutex
-	sock *grpcsock.Server
+	sock grpcsock.Endpoint
 }
 
 var (
@@ -83,7 +81,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Server{opts: opts, log: opts.Logger.With("component", "cri")}, nil
+	s := &Server{opts: opts, log: opts.Logger.With("component", "cri")}
+	s.sock = grpcsock.Endpoint{Path: opts.Socket, Name: "CRI server", Log: s.log}
+	return s, nil
 }
 
 // SocketPath is Options.Socket.
@@ -91,35 +91,24 @@ func (s *Server) SocketPath() string { return s.opts.Socket }
 
 // Start removes a stale socket and serves the CRI services.
 func (s *Server) Start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sock != nil {
-		return errors.New("cri: already started")
-	}
-	ln, err := grpcsock.Listen(s.opts.Socket)
+	err := s.sock.Start(func() *grpc.Server {
+		srv := grpc.NewServer(
+			grpc.ChainUnaryInterceptor(unimplementedUnary),
+			grpc.ChainStreamInterceptor(unimplementedStream))
+		runtimeapi.RegisterRuntimeServiceServer(srv, s)
+		runtimeapi.RegisterImageServiceServer(srv, s)
+		return srv
+	})
 	if err != nil {
 		return fmt.Errorf("cri: %w", err)
 	}
-	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(unimplementedUnary),
-		grpc.ChainStreamInterceptor(unimplementedStream))
-	runtimeapi.RegisterRuntimeServiceServer(srv, s)
-	runtimeapi.RegisterImageServiceServer(srv, s)
-	s.sock = grpcsock.Serve(srv, ln, s.opts.Socket, s.log, "CRI server")
 	s.log.Info("CRI endpoint listening", "socket", s.opts.Socket)
 	return nil
 }
 
 // Stop ends the server and removes its socket.
 func (s *Server) Stop() {
-	s.mu.Lock()
-	sock := s.sock
-	s.sock = nil
-	s.mu.Unlock()
-	if sock == nil {
-		return
-	}
-	_ = sock.Stop() // a socket that cannot be removed is left, as before
+	_ = s.sock.Stop() // a socket that cannot be removed is left, as before
 }
 
 // readOnly is the answer to every call that would change a pod or image.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"google.golang.org/grpc"
 )
@@ -72,4 +73,48 @@ func (s *Server) Stop() error {
 		return err
 	}
 	return nil
+}
+
+// ErrStarted is Endpoint.Start's answer while the endpoint is serving.
+var ErrStarted = errors.New("already started")
+
+// Endpoint is a gRPC server on the unix socket Path that can be started and
+// stopped from any goroutine; Start fails with ErrStarted while it serves.
+type Endpoint struct {
+	Path string
+	// Name and Log say where a failing Serve is logged ("<Name> ended").
+	Name string
+	Log  *slog.Logger
+
+	mu  sync.Mutex
+	srv *Server
+}
+
+// Start listens on Path (see Listen) and serves the server newServer
+// returns; newServer is called only once the socket is listening.
+func (e *Endpoint) Start(newServer func() *grpc.Server) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.srv != nil {
+		return ErrStarted
+	}
+	ln, err := Listen(e.Path)
+	if err != nil {
+		return err
+	}
+	e.srv = Serve(newServer(), ln, e.Path, e.Log, e.Name)
+	return nil
+}
+
+// Stop stops a started endpoint (see Server.Stop) and does nothing
+// otherwise.
+func (e *Endpoint) Stop() error {
+	e.mu.Lock()
+	srv := e.srv
+	e.srv = nil
+	e.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Stop()
 }

@@ -94,3 +94,49 @@ func TestServeLogsError(t *testing.T) {
 		t.Fatalf("Serve error not logged: %q", logs.String())
 	}
 }
+
+func TestEndpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "e.sock")
+	e := &Endpoint{Path: path, Name: "test endpoint", Log: slog.New(slog.DiscardHandler)}
+	if err := e.Stop(); err != nil {
+		t.Fatalf("Stop before Start: %v", err)
+	}
+	calls := 0
+	newServer := func() *grpc.Server { calls++; return grpc.NewServer() }
+	if err := e.Start(newServer); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if err := e.Start(newServer); err != ErrStarted {
+		t.Fatalf("second Start = %v, want ErrStarted", err)
+	}
+	if calls != 1 {
+		t.Fatalf("newServer called %d times, want 1", calls)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode()&fs.ModeSocket == 0 {
+		t.Fatalf("socket at %s: %v, %v", path, fi, err)
+	}
+	if err := e.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("socket still there after Stop: %v", err)
+	}
+	if err := e.Stop(); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	// Stopped, it can serve again.
+	if err := e.Start(newServer); err != nil {
+		t.Fatalf("Start after Stop: %v", err)
+	}
+	if err := e.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	// A failed listen leaves it stopped and never builds a server.
+	bad := &Endpoint{Path: filepath.Join(path, "x", "y.sock"), Name: "bad", Log: slog.New(slog.DiscardHandler)}
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Start(newServer); err == nil || calls != 2 {
+		t.Fatalf("Start under a file = %v (newServer calls %d), want an error and 2", err, calls)
+	}
+}

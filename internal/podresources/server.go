@@ -8,7 +8,6 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
-	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -57,8 +56,7 @@ type Server struct {
 	log    *slog.Logger
 	socket string
 
-	mu   sync.Mutex
-	sock *grpcsock.Server
+	sock grpcsock.Endpoint
 }
 
 var _ podresourcesapi.PodResourcesListerServer = (*Server)(nil)
@@ -75,7 +73,9 @@ func New(opts Options) (*Server, error) {
 	if err := grpcsock.CheckPath(sock); err != nil {
 		return nil, fmt.Errorf("podresources: %w", err)
 	}
-	return &Server{opts: opts, log: opts.Logger.With("component", "podresources"), socket: sock}, nil
+	s := &Server{opts: opts, log: opts.Logger.With("component", "podresources"), socket: sock}
+	s.sock = grpcsock.Endpoint{Path: sock, Name: "PodResources server", Log: s.log}
+	return s, nil
 }
 
 // SocketPath is Dir/kubelet.sock.
@@ -83,32 +83,21 @@ func (s *Server) SocketPath() string { return s.socket }
 
 // Start removes a stale socket and serves the API.
 func (s *Server) Start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sock != nil {
-		return errors.New("podresources: already started")
-	}
-	ln, err := grpcsock.Listen(s.socket)
+	err := s.sock.Start(func() *grpc.Server {
+		srv := grpc.NewServer()
+		podresourcesapi.RegisterPodResourcesListerServer(srv, s)
+		return srv
+	})
 	if err != nil {
 		return fmt.Errorf("podresources: %w", err)
 	}
-	srv := grpc.NewServer()
-	podresourcesapi.RegisterPodResourcesListerServer(srv, s)
-	s.sock = grpcsock.Serve(srv, ln, s.socket, s.log, "PodResources server")
 	s.log.Info("PodResources API listening", "socket", s.socket)
 	return nil
 }
 
 // Stop ends the server and removes its socket.
 func (s *Server) Stop() {
-	s.mu.Lock()
-	sock := s.sock
-	s.sock = nil
-	s.mu.Unlock()
-	if sock == nil {
-		return
-	}
-	_ = sock.Stop() // a socket that cannot be removed is left, as before
+	_ = s.sock.Stop() // a socket that cannot be removed is left, as before
 }
 
 // List reports the devices of every active pod's containers (restartable

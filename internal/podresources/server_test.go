@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,5 +158,37 @@ func TestPodResourcesOverSocket(t *testing.T) {
 		if ids[i] != want[i] {
 			t.Fatalf("allocatable = %v, want %v", ids, want)
 		}
+	}
+}
+
+// TestStartStop: a second Start is refused, Stop removes the socket and may
+// be repeated, a stopped server starts again, and a directory too long for
+// a unix socket path is refused by New.
+func TestStartStop(t *testing.T) {
+	dir := shortDir(t, "pr")
+	opts := Options{Dir: dir, Pods: &fakePods{}, Devices: &fakeDevices{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	if err := s.Start(); err == nil || err.Error() != "podresources: already started" {
+		t.Fatalf("second Start = %v, want \"podresources: already started\"", err)
+	}
+	s.Stop()
+	if _, err := os.Stat(s.SocketPath()); !os.IsNotExist(err) {
+		t.Fatalf("socket after Stop: %v", err)
+	}
+	s.Stop()
+	if err := s.Start(); err != nil {
+		t.Fatalf("Start after Stop: %v", err)
+	}
+	opts.Dir = "/tmp/" + strings.Repeat("x", 100)
+	_, err = New(opts)
+	if want := "podresources: socket path " + opts.Dir + "/kubelet.sock is longer than 107 bytes"; err == nil || err.Error() != want {
+		t.Fatalf("New with a long Dir = %v, want %q", err, want)
 	}
 }
