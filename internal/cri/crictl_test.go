@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/wasilet/wasilet/internal/grpcsock/grpcsocktest"
 )
 
 type fakePods struct{ pods []Pod }
@@ -292,22 +294,11 @@ func TestGRPCEdges(t *testing.T) {
 	}
 }
 
-// TestStartStop: a second Start is refused, Stop removes the socket and may
-// be repeated, a stopped server starts again, and a socket path too long for
-// a unix socket is refused by New.
+// TestStartStop checks the start/stop contract (grpcsocktest) and that New
+// refuses a socket path too long for a unix socket.
 func TestStartStop(t *testing.T) {
 	s, _ := startServer(t)
-	if err := s.Start(); err == nil || err.Error() != "cri: already started" {
-		t.Fatalf("second Start = %v, want \"cri: already started\"", err)
-	}
-	s.Stop()
-	if _, err := os.Stat(s.SocketPath()); !os.IsNotExist(err) {
-		t.Fatalf("socket after Stop: %v", err)
-	}
-	s.Stop()
-	if err := s.Start(); err != nil {
-		t.Fatalf("Start after Stop: %v", err)
-	}
+	grpcsocktest.CheckLifecycle(t, s, "cri")
 	long := "/tmp/" + strings.Repeat("x", 100) + ".sock"
 	_, err := New(Options{Socket: long, Pods: s.opts.Pods})
 	if err == nil || err.Error() != "cri: socket path "+long+" is longer than 107 bytes" {

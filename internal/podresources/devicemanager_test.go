@@ -47,7 +47,7 @@ func TestWithDeviceManager(t *testing.T) {
 	if err := dm.Admit(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	c := serve(t, Options{Dir: filepath.Join(dir, "pod-resources"), Pods: &fakePods{pods: []*corev1.Pod{p}}, Devices: dm, Logger: log})
+	_, c := serve(t, Options{Dir: filepath.Join(dir, "pod-resources"), Pods: &fakePods{pods: []*corev1.Pod{p}}, Devices: dm, Logger: log})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

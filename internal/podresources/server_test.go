@@ -22,6 +22,7 @@ import (
 	podresourcesapi "k8s.io/kubelet/pkg/apis/podresources/v1"
 
 	"github.com/wasilet/wasilet/internal/devicemanager"
+	"github.com/wasilet/wasilet/internal/grpcsock/grpcsocktest"
 )
 
 type fakePods struct {
@@ -67,9 +68,9 @@ func shortDir(t *testing.T, prefix string) string {
 	return dir
 }
 
-// serve starts a Server with opts, stopped when the test ends, and returns a
-// client connected to its socket.
-func serve(t *testing.T, opts Options) podresourcesapi.PodResourcesListerClient {
+// serve starts a Server with opts, stopped when the test ends, and returns it
+// and a client connected to its socket.
+func serve(t *testing.T, opts Options) (*Server, podresourcesapi.PodResourcesListerClient) {
 	t.Helper()
 	s, err := New(opts)
 	if err != nil {
@@ -84,7 +85,7 @@ func serve(t *testing.T, opts Options) podresourcesapi.PodResourcesListerClient 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return podresourcesapi.NewPodResourcesListerClient(conn)
+	return s, podresourcesapi.NewPodResourcesListerClient(conn)
 }
 
 func TestPodResourcesOverSocket(t *testing.T) {
@@ -108,7 +109,7 @@ func TestPodResourcesOverSocket(t *testing.T) {
 	}
 	// A stale socket from a previous run is replaced.
 	os.WriteFile(dir+"/"+Socket, nil, 0o600)
-	c := serve(t, Options{Dir: dir, Pods: pods, Devices: devs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	_, c := serve(t, Options{Dir: dir, Pods: pods, Devices: devs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -161,33 +162,14 @@ func TestPodResourcesOverSocket(t *testing.T) {
 	}
 }
 
-// TestStartStop: a second Start is refused, Stop removes the socket and may
-// be repeated, a stopped server starts again, and a directory too long for
-// a unix socket path is refused by New.
+// TestStartStop checks the start/stop contract (grpcsocktest) and that New
+// refuses a directory too long for a unix socket path.
 func TestStartStop(t *testing.T) {
-	dir := shortDir(t, "pr")
-	opts := Options{Dir: dir, Pods: &fakePods{}, Devices: &fakeDevices{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	s, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	if err := s.Start(); err == nil || err.Error() != "podresources: already started" {
-		t.Fatalf("second Start = %v, want \"podresources: already started\"", err)
-	}
-	s.Stop()
-	if _, err := os.Stat(s.SocketPath()); !os.IsNotExist(err) {
-		t.Fatalf("socket after Stop: %v", err)
-	}
-	s.Stop()
-	if err := s.Start(); err != nil {
-		t.Fatalf("Start after Stop: %v", err)
-	}
+	opts := Options{Dir: shortDir(t, "pr"), Pods: &fakePods{}, Devices: &fakeDevices{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s, _ := serve(t, opts)
+	grpcsocktest.CheckLifecycle(t, s, "podresources")
 	opts.Dir = "/tmp/" + strings.Repeat("x", 100)
-	_, err = New(opts)
+	_, err := New(opts)
 	if want := "podresources: socket path " + opts.Dir + "/kubelet.sock is longer than 107 bytes"; err == nil || err.Error() != want {
 		t.Fatalf("New with a long Dir = %v, want %q", err, want)
 	}
