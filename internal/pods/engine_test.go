@@ -22,10 +22,11 @@ func (f fileImages) Pull(ctx context.Context, ref string, s []corev1.Secret) (*I
 	return f.img, nil
 }
 
-// TestWithRealRuntime runs the test program through the real wasmtime
-// engine (module and component builds): argv, the termination log preopen,
-// volumes and the memory limit, without a cluster.
-func TestWithRealRuntime(t *testing.T) {
+// forEachRealBuild runs f, as a subtest per build of the test program
+// (module and component, from bin/wasm), with a Provider over the real
+// wasmtime engine whose every image is that build.
+func forEachRealBuild(t *testing.T, f func(t *testing.T, file string, p *Provider)) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs bin/wasm (hack/wasm.sh): skipped with -short")
 	}
@@ -53,51 +54,60 @@ func TestWithRealRuntime(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer p.Close()
-			h := &harness{t: t, p: p}
-			host := t.TempDir()
-			pod := testPod("real", corev1.RestartPolicyNever,
-				ctr("hello", "hello", ";", "args", ";", "write", "/data/out", "ok", ";", "read", "/cfg/in"),
-				ctr("fail", "fail", "it failed"),
-			)
-			os.WriteFile(filepath.Join(host, "in"), []byte("input"), 0o644)
-			pod.Spec.Volumes = []corev1.Volume{
-				{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-				{Name: "cfg", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: host}}},
-			}
-			pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "cfg", MountPath: "/cfg", ReadOnly: true}}
-			// Go programs wrapped as components cannot grow their heap at all
-			// under the preview1 adapter (see goComponentsCannotAllocate), so
-			// OOMKilled is checked with the module build only.
-			checkOOM := file == "testprog.wasm"
-			if checkOOM {
-				oom := ctr("oom", "alloc", "100Mi")
-				oom.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("16Mi")}
-				pod.Spec.Containers = append(pod.Spec.Containers, oom)
-			}
-			p.CreatePod(context.Background(), pod)
-			got := h.waitFor(pod, "Failed", phaseIs(corev1.PodFailed))
-			byName := map[string]*corev1.ContainerStateTerminated{}
-			for _, cs := range got.Status.ContainerStatuses {
-				byName[cs.Name] = cs.State.Terminated
-			}
-			if tm := byName["hello"]; tm == nil || tm.ExitCode != 0 {
-				t.Fatalf("hello: %+v (log %q)", tm, h.logs(pod, "hello", api.ContainerLogOpts{}))
-			}
-			if l := h.logs(pod, "hello", api.ContainerLogOpts{}); l != "Hello, world!\nhello\nhello\n;\nargs\n;\nwrite\n/data/out\nok\n;\nread\n/cfg/in\ninput\n" {
-				t.Fatalf("hello logs %q", l)
-			}
-			if tm := byName["fail"]; tm == nil || tm.ExitCode != 1 || tm.Message != "it failed" {
-				t.Fatalf("fail: %+v", tm)
-			}
-			if !checkOOM {
-				return
-			}
-			if tm := byName["oom"]; tm == nil || tm.Reason != "OOMKilled" || tm.ExitCode != 137 {
-				t.Fatalf("oom: %+v", tm)
-			}
-			if !strings.Contains(byName["oom"].Message, "memory") {
-				t.Fatalf("oom message %q", byName["oom"].Message)
-			}
+			f(t, file, p)
 		})
 	}
+}
+
+// TestWithRealRuntime runs the test program through the real wasmtime
+// engine (module and component builds): argv, the termination log preopen,
+// volumes and the memory limit, without a cluster.
+func TestWithRealRuntime(t *testing.T) {
+	forEachRealBuild(t, func(t *testing.T, file string, p *Provider) {
+		h := &harness{t: t, p: p}
+		host := t.TempDir()
+		pod := testPod("real", corev1.RestartPolicyNever,
+			ctr("hello", "hello", ";", "args", ";", "write", "/data/out", "ok", ";", "read", "/cfg/in"),
+			ctr("fail", "fail", "it failed"),
+		)
+		os.WriteFile(filepath.Join(host, "in"), []byte("input"), 0o644)
+		pod.Spec.Volumes = []corev1.Volume{
+			{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: "cfg", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: host}}},
+		}
+		pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "cfg", MountPath: "/cfg", ReadOnly: true}}
+		// Go programs wrapped as components cannot grow their heap at all
+		// under the preview1 adapter (see goComponentsCannotAllocate), so
+		// OOMKilled is checked with the module build only.
+		checkOOM := file == "testprog.wasm"
+		if checkOOM {
+			oom := ctr("oom", "alloc", "100Mi")
+			oom.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("16Mi")}
+			pod.Spec.Containers = append(pod.Spec.Containers, oom)
+		}
+		p.CreatePod(context.Background(), pod)
+		got := h.waitFor(pod, "Failed", phaseIs(corev1.PodFailed))
+		byName := map[string]*corev1.ContainerStateTerminated{}
+		for _, cs := range got.Status.ContainerStatuses {
+			byName[cs.Name] = cs.State.Terminated
+		}
+		if tm := byName["hello"]; tm == nil || tm.ExitCode != 0 {
+			t.Fatalf("hello: %+v (log %q)", tm, h.logs(pod, "hello", api.ContainerLogOpts{}))
+		}
+		if l := h.logs(pod, "hello", api.ContainerLogOpts{}); l != "Hello, world!\nhello\nhello\n;\nargs\n;\nwrite\n/data/out\nok\n;\nread\n/cfg/in\ninput\n" {
+			t.Fatalf("hello logs %q", l)
+		}
+		if tm := byName["fail"]; tm == nil || tm.ExitCode != 1 || tm.Message != "it failed" {
+			t.Fatalf("fail: %+v", tm)
+		}
+		if !checkOOM {
+			return
+		}
+		if tm := byName["oom"]; tm == nil || tm.Reason != "OOMKilled" || tm.ExitCode != 137 {
+			t.Fatalf("oom: %+v", tm)
+		}
+		if !strings.Contains(byName["oom"].Message, "memory") {
+			t.Fatalf("oom message %q", byName["oom"].Message)
+		}
+	})
 }

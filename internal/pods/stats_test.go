@@ -3,8 +3,6 @@ package pods
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,114 +68,87 @@ func containerStats(t time.Time, cpu, nanoCores, mem uint64) (*statsv1alpha1.CPU
 // run: the module's memory after allocating 20 MiB and a spinning guest's
 // CPU; for the component build CPU only (its memory is not observable).
 func TestStatsWithRealRuntime(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs bin/wasm (hack/wasm.sh): skipped with -short")
-	}
-	dir := os.Getenv("WASILET_WASM_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "bin", "wasm")
-	}
-	eng, err := runtime.NewEngine(runtime.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	for _, file := range []string{"testprog.wasm", "testprog.component.wasm"} {
-		t.Run(file, func(t *testing.T) {
-			wasm, err := os.ReadFile(filepath.Join(dir, file))
-			if err != nil {
-				t.Fatalf("%v: build the test programs with hack/wasm.sh or set WASILET_WASM_DIR", err)
+	forEachRealBuild(t, func(t *testing.T, file string, p *Provider) {
+		module := file == "testprog.wasm"
+		// Go programs wrapped as components cannot grow their heap
+		// (see TestWithRealRuntime), so the component only spins.
+		containers := []corev1.Container{ctr("spin", "spin")}
+		if module {
+			containers = append(containers, ctr("mem", "alloc", "20Mi", ";", "sleep", "1h"))
+		}
+		pod := testPod("stats", corev1.RestartPolicyNever, containers...)
+		p.CreatePod(context.Background(), pod)
+
+		var last *statsv1alpha1.PodStats
+		ok := func(ps *statsv1alpha1.PodStats) bool {
+			byName := map[string]statsv1alpha1.ContainerStats{}
+			for _, c := range ps.Containers {
+				byName[c.Name] = c
 			}
-			p, err := New(Config{
-				NodeName: "node1", NodeIP: "127.0.0.1", DataDir: t.TempDir(),
-				Runtime: EngineRuntime{Engine: eng},
-				Images:  fileImages{img: &Image{Wasm: wasm, ID: "testprog@sha256:x"}},
-			})
+			spin := byName["spin"]
+			if spin.CPU == nil || *spin.CPU.UsageCoreNanoSeconds == 0 || spin.CPU.UsageNanoCores == nil || ps.CPU == nil {
+				return false
+			}
+			if !module {
+				return spin.Memory == nil && ps.Memory == nil
+			}
+			mem := byName["mem"]
+			return mem.Memory != nil && *mem.Memory.WorkingSetBytes >= 20<<20 && *mem.Memory.UsageBytes >= 20<<20 &&
+				ps.Memory != nil && *ps.Memory.WorkingSetBytes >= *mem.Memory.WorkingSetBytes+*spin.Memory.WorkingSetBytes &&
+				*ps.CPU.UsageCoreNanoSeconds >= *spin.CPU.UsageCoreNanoSeconds
+		}
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			s, err := p.GetStatsSummary(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer p.Close()
-			module := file == "testprog.wasm"
-			// Go programs wrapped as components cannot grow their heap
-			// (see TestWithRealRuntime), so the component only spins.
-			containers := []corev1.Container{ctr("spin", "spin")}
-			if module {
-				containers = append(containers, ctr("mem", "alloc", "20Mi", ";", "sleep", "1h"))
+			last = nil
+			for i := range s.Pods {
+				if s.Pods[i].PodRef.UID == string(pod.UID) {
+					last = &s.Pods[i]
+				}
 			}
-			pod := testPod("stats", corev1.RestartPolicyNever, containers...)
-			p.CreatePod(context.Background(), pod)
+			if last != nil && ok(last) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no usage within 90s; last pod stats %s", describe(last))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 
-			var last *statsv1alpha1.PodStats
-			ok := func(ps *statsv1alpha1.PodStats) bool {
-				byName := map[string]statsv1alpha1.ContainerStats{}
-				for _, c := range ps.Containers {
-					byName[c.Name] = c
-				}
-				spin := byName["spin"]
-				if spin.CPU == nil || *spin.CPU.UsageCoreNanoSeconds == 0 || spin.CPU.UsageNanoCores == nil || ps.CPU == nil {
-					return false
-				}
-				if !module {
-					return spin.Memory == nil && ps.Memory == nil
-				}
-				mem := byName["mem"]
-				return mem.Memory != nil && *mem.Memory.WorkingSetBytes >= 20<<20 && *mem.Memory.UsageBytes >= 20<<20 &&
-					ps.Memory != nil && *ps.Memory.WorkingSetBytes >= *mem.Memory.WorkingSetBytes+*spin.Memory.WorkingSetBytes &&
-					*ps.CPU.UsageCoreNanoSeconds >= *spin.CPU.UsageCoreNanoSeconds
-			}
-			deadline := time.Now().Add(90 * time.Second)
-			for {
-				s, err := p.GetStatsSummary(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				last = nil
-				for i := range s.Pods {
-					if s.Pods[i].PodRef.UID == string(pod.UID) {
-						last = &s.Pods[i]
-					}
-				}
-				if last != nil && ok(last) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no usage within 90s; last pod stats %s", describe(last))
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-
-			fams, err := p.GetMetricsResource(context.Background())
-			if err != nil {
+		fams, err := p.GetMetricsResource(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, f := range fams {
+			if err := enc.Encode(f); err != nil {
 				t.Fatal(err)
 			}
-			var buf bytes.Buffer
-			enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
-			for _, f := range fams {
-				if err := enc.Encode(f); err != nil {
-					t.Fatal(err)
-				}
+		}
+		text := buf.String()
+		want := []string{
+			"node_cpu_usage_seconds_total ", "node_memory_working_set_bytes ",
+			`container_cpu_usage_seconds_total{container="spin",namespace="default",pod="stats"} `,
+			`container_start_time_seconds{container="spin",namespace="default",pod="stats"} `,
+			`pod_cpu_usage_seconds_total{namespace="default",pod="stats"} `,
+			"scrape_error 0",
+		}
+		if module {
+			want = append(want, `container_memory_working_set_bytes{container="mem",namespace="default",pod="stats"} `,
+				`pod_memory_working_set_bytes{namespace="default",pod="stats"} `)
+		} else if strings.Contains(text, "container_memory_working_set_bytes") {
+			t.Errorf("component memory reported though unknown:\n%s", text)
+		}
+		for _, w := range want {
+			if !strings.Contains(text, w) {
+				t.Errorf("metrics lack %q:\n%s", w, text)
 			}
-			text := buf.String()
-			want := []string{
-				"node_cpu_usage_seconds_total ", "node_memory_working_set_bytes ",
-				`container_cpu_usage_seconds_total{container="spin",namespace="default",pod="stats"} `,
-				`container_start_time_seconds{container="spin",namespace="default",pod="stats"} `,
-				`pod_cpu_usage_seconds_total{namespace="default",pod="stats"} `,
-				"scrape_error 0",
-			}
-			if module {
-				want = append(want, `container_memory_working_set_bytes{container="mem",namespace="default",pod="stats"} `,
-					`pod_memory_working_set_bytes{namespace="default",pod="stats"} `)
-			} else if strings.Contains(text, "container_memory_working_set_bytes") {
-				t.Errorf("component memory reported though unknown:\n%s", text)
-			}
-			for _, w := range want {
-				if !strings.Contains(text, w) {
-					t.Errorf("metrics lack %q:\n%s", w, text)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 func describe(ps *statsv1alpha1.PodStats) string {
