@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds every Go program under handlers/ (a directory with a main package) to
-# a WASI p1 core module, bin/wasm/<name>.wasm, and wraps it as a WASI p2
-# command component, bin/wasm/<name>.component.wasm, with jco (installed on
-# first use from npm into the user's cache). Rebuilds only what changed.
+# a WASI p1 core module, bin/wasm/<name>.wasm, and to a WASI p2 command
+# component, bin/wasm/<name>.component.wasm: a second, reactor build of the
+# program wrapped with jco (installed on first use from npm into the user's
+# cache). Rebuilds only what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JCO_VERSION=1.35.0
@@ -15,21 +16,35 @@ if [ ! -x "$jco" ]; then
   npm install --silent --no-audit --no-fund --prefix "$jco_dir" "@bytecodealliance/jco@$JCO_VERSION" >&2
 fi
 out=bin/wasm
+wasmalloc=github.com/wasilet/wasilet/handlers/internal/wasmalloc
 mkdir -p "$out"
 for main in $(grep -l '^package main' handlers/*/*.go 2>/dev/null | xargs -r -n1 dirname | sort -u); do
   name=$(basename "$main")
   mod="$out/$name.wasm"
   comp="$out/$name.component.wasm"
-  # Rebuild when any Go file of the program, or go.mod, is newer than the output.
-  if [ ! -f "$mod" ] || [ -n "$(find "$main" go.mod -newer "$mod" -name '*.go' -o -newer "$mod" -name go.mod | head -1)" ]; then
+  # Rebuild when any Go file of the program or of handlers/internal, or go.mod,
+  # is newer than the output.
+  if [ ! -f "$mod" ] || [ -n "$(find "$main" handlers/internal go.mod -newer "$mod" -name '*.go' -o -newer "$mod" -name go.mod | head -1)" ]; then
     echo ">> wasm: $name (wasip1 module)" >&2
     GOOS=wasip1 GOARCH=wasm go build -trimpath -o "$mod.tmp" "./$main"
     mv "$mod.tmp" "$mod"
     rm -f "$comp"
   fi
   if [ ! -f "$comp" ]; then
+    # The component is made from a second build of the program: a Go WASI
+    # reactor (-buildmode=c-shared) with the wasicomponent tag, under which
+    # handlers/internal/wasmalloc exports _start (running main) and an
+    # allocator for the preview1 adapter. From the plain command module the
+    # adapter would take its memory with memory.grow behind the Go runtime's
+    # back, and Go could no longer grow its heap (see that package's doc).
     echo ">> wasm: $name (WASI p2 component)" >&2
-    "$jco" new "$mod" --wasi-command -o "$comp.tmp"
+    if ! GOOS=wasip1 GOARCH=wasm go list -deps -tags wasicomponent "./$main" | grep -qx "$wasmalloc"; then
+      echo "hack/wasm.sh: $main must import _ \"$wasmalloc\" to be built as a component" >&2
+      exit 1
+    fi
+    GOOS=wasip1 GOARCH=wasm go build -trimpath -buildmode=c-shared -tags wasicomponent -o "$comp.core.tmp" "./$main"
+    "$jco" new "$comp.core.tmp" --wasi-command -o "$comp.tmp"
+    rm -f "$comp.core.tmp"
     mv "$comp.tmp" "$comp"
   fi
 done

@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	// Lets the WASI p2 component build run and grow its heap.
+	_ "github.com/wasilet/wasilet/handlers/internal/wasmalloc"
 )
 
 func main() {

@@ -76,9 +76,9 @@ func TestWithRealRuntime(t *testing.T) {
 			{Name: "cfg", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: host}}},
 		}
 		pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "cfg", MountPath: "/cfg", ReadOnly: true}}
-		// Go programs wrapped as components cannot grow their heap at all
-		// under the preview1 adapter (see goComponentsCannotAllocate), so
-		// OOMKilled is checked with the module build only.
+		// A Go component's OOM is not recognised as such (see
+		// goComponentOOMUnrecognised), so OOMKilled is checked with the
+		// module build only.
 		checkOOM := file == "testprog.wasm"
 		if checkOOM {
 			oom := ctr("oom", "alloc", "100Mi")
