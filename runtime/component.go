@@ -81,11 +81,11 @@ func (p *componentProgram) run(ctx context.Context, spec Spec) (Result, error) {
 	}
 	spec.Stderr = stderr
 	streams := &stdio{}
-	stderrTail := newTailBuffer(2048)
+	stderrOOM := new(oomWatch)
 	set := func(dst *string) func(string) error {
 		return func(path string) error { *dst = path; return nil }
 	}
-	if err := streams.configure(spec, stderrTail, set(&cfg.Stdin), set(&cfg.Stdout), set(&cfg.Stderr)); err != nil {
+	if err := streams.configure(spec, stderrOOM, set(&cfg.Stdin), set(&cfg.Stdout), set(&cfg.Stderr)); err != nil {
 		streams.releaseGuestEnds()
 		streams.closeStdin()
 		return Result{}, err
@@ -157,7 +157,7 @@ func (p *componentProgram) run(ctx context.Context, spec Spec) (Result, error) {
 			res = Result{ExitCode: ExitCodeTrap, Reason: ReasonError, Message: r.r.Message}
 		}
 	}
-	if spec.MemoryLimit > 0 && res.Reason == ReasonError && isOOM(-1, spec.MemoryLimit, stderrTail.String()) {
+	if spec.MemoryLimit > 0 && res.Reason == ReasonError && isOOM(-1, spec.MemoryLimit, stderrOOM.Seen()) {
 		res = oomResult(spec, res.Message)
 	}
 	return res, nil

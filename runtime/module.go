@@ -70,8 +70,8 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 	var streams stdio
 	defer streams.releaseGuestEnds()
 	defer streams.closeStdin()
-	stderrTail := newTailBuffer(2048)
-	if err := streams.configure(spec, stderrTail, wasi.SetStdinFile, wasi.SetStdoutFile, wasi.SetStderrFile); err != nil {
+	stderrOOM := new(oomWatch)
+	if err := streams.configure(spec, stderrOOM, wasi.SetStdinFile, wasi.SetStdoutFile, wasi.SetStderrFile); err != nil {
 		return Result{}, err
 	}
 	streams.releaseGuestEnds() // wasmtime has opened them
@@ -167,7 +167,7 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 	closeStore() // flushes stdout/stderr to the Spec's writers
 
 	res := classify(callErr, rs, ctx, spec)
-	if spec.MemoryLimit > 0 && res.Reason == ReasonError && isOOM(memSize, spec.MemoryLimit, stderrTail.String()) {
+	if spec.MemoryLimit > 0 && res.Reason == ReasonError && isOOM(memSize, spec.MemoryLimit, stderrOOM.Seen()) {
 		res = oomResult(spec, res.Message)
 	}
 	return res, nil
@@ -278,16 +278,14 @@ func trapMessage(err error) string {
 //   - its linear memory ended within oomHeadroom (8 MiB) of the limit: a
 //     guest that grows gradually (the Go runtime grows in 4 MiB arenas) was
 //     refused its next growth; or
-//   - its stderr ends with a language runtime's out-of-memory message
-//     (Go: "fatal error: out of memory"; Rust: "memory allocation of N bytes
-//     failed"), which also covers one large allocation far over the limit.
-func isOOM(memSize, limit int64, stderrTail string) bool {
+//   - its stderr carried a language runtime's out-of-memory message
+//     (hasOOMMessage), which also covers one large allocation far over the
+//     limit.
+func isOOM(memSize, limit int64, oomMessage bool) bool {
 	if memSize >= 0 && limit-memSize < oomHeadroom {
 		return true
 	}
-	s := strings.ToLower(stderrTail)
-	return strings.Contains(s, "out of memory") ||
-		(strings.Contains(s, "memory allocation of") && strings.Contains(s, "failed"))
+	return oomMessage
 }
 
 // argv0 is spec.Name, or "main.wasm" when empty.

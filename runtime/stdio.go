@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -87,33 +88,51 @@ func (s *stdio) closeStdin() {
 // closed its descriptors (store deleted) and releaseGuestEnds been called.
 func (s *stdio) wait() { s.copiers.Wait() }
 
-// tailBuffer is an io.Writer remembering the last bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
+// oomWatch is an io.Writer that notes whether a language runtime's
+// out-of-memory message went through it (see hasOOMMessage), anywhere in the
+// stream: Go prints every goroutine's traceback after "fatal error: out of
+// memory", so the message is rarely near the end. It keeps only a short
+// carry, so a message split across two writes is still seen.
+type oomWatch struct {
+	mu    sync.Mutex
+	carry []byte
+	seen  bool
 }
 
-func newTailBuffer(max int) *tailBuffer { return &tailBuffer{max: max} }
+const oomCarry = 64
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(p) >= t.max {
-		t.buf = append(t.buf[:0], p[len(p)-t.max:]...)
+func (o *oomWatch) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.seen {
 		return len(p), nil
 	}
-	if over := len(t.buf) + len(p) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
+	window := append(o.carry, p...)
+	o.seen = hasOOMMessage(window)
+	if len(window) > oomCarry {
+		window = window[len(window)-oomCarry:]
 	}
-	t.buf = append(t.buf, p...)
+	o.carry = append(o.carry[:0:0], window...)
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
+// Seen reports whether an out-of-memory message was written.
+func (o *oomWatch) Seen() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.seen
+}
+
+// hasOOMMessage recognises the out-of-memory messages of language runtimes:
+// Go's "fatal error: out of memory" and Rust's "memory allocation of N bytes
+// failed".
+func hasOOMMessage(b []byte) bool {
+	s := bytes.ToLower(b)
+	if bytes.Contains(s, []byte("out of memory")) {
+		return true
+	}
+	i := bytes.Index(s, []byte("memory allocation of"))
+	return i >= 0 && bytes.Contains(s[i:], []byte("failed"))
 }
 
 func writerOr(w io.Writer) io.Writer {
@@ -123,24 +142,24 @@ func writerOr(w io.Writer) io.Writer {
 	return w
 }
 
-// teeTail writes to w and remembers the tail; a failing w does not stop the
-// tail from being kept.
-type teeTail struct {
-	w    io.Writer
-	tail *tailBuffer
+// teeOOM writes to w and to an oomWatch; a failing w does not stop the
+// watch from seeing the stream.
+type teeOOM struct {
+	w     io.Writer
+	watch *oomWatch
 }
 
-func multiWriter(w io.Writer, tail *tailBuffer) io.Writer { return teeTail{w, tail} }
+func multiWriter(w io.Writer, watch *oomWatch) io.Writer { return teeOOM{w, watch} }
 
-func (t teeTail) Write(p []byte) (int, error) {
-	t.tail.Write(p)
+func (t teeOOM) Write(p []byte) (int, error) {
+	t.watch.Write(p)
 	return t.w.Write(p)
 }
 
 // configure creates the pipes for spec's streams and hands their paths to
 // the setters. Stderr is always captured (its tail feeds out-of-memory
 // detection); stdout only when spec.Stdout is set; stdin when spec.Stdin is.
-func (s *stdio) configure(spec Spec, stderrTail *tailBuffer, setStdin, setStdout, setStderr func(string) error) error {
+func (s *stdio) configure(spec Spec, stderrOOM *oomWatch, setStdin, setStdout, setStderr func(string) error) error {
 	if spec.Stdin != nil {
 		p, err := s.input(spec.Stdin)
 		if err == nil {
@@ -159,7 +178,7 @@ func (s *stdio) configure(spec Spec, stderrTail *tailBuffer, setStdin, setStdout
 			return fmt.Errorf("set up stdout: %w", err)
 		}
 	}
-	p, err := s.output(multiWriter(writerOr(spec.Stderr), stderrTail))
+	p, err := s.output(multiWriter(writerOr(spec.Stderr), stderrOOM))
 	if err == nil {
 		err = setStderr(p)
 	}

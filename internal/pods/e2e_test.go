@@ -370,21 +370,9 @@ func TestE2ERestartBackOff(t *testing.T) {
 	}
 }
 
-// goComponentOOMUnrecognised is why the component build of testprog is left
-// out of the OOMKilled scenario. Go components do grow their heap
-// (handlers/internal/wasmalloc), but at the limit Go prints "fatal error: out
-// of memory" followed by every goroutine's traceback and aborts, so the
-// message is gone from the 2 KiB stderr tail runtime's component runner looks
-// at, and the container ends as a trap (exit 134), not OOMKilled. runtime's
-// TestInitialMemoryOverLimit covers component OOM with a component of its own.
-const goComponentOOMUnrecognised = "a Go component's out-of-memory message scrolls out of the stderr tail that runtime checks"
-
 func TestE2EOOMKilled(t *testing.T) {
 	for _, kind := range kinds {
 		t.Run(kind, func(t *testing.T) {
-			if kind == "component" {
-				t.Skip(goComponentOOMUnrecognised)
-			}
 			n := nodetest.Shared(t)
 			ns := n.Env.Namespace(t)
 			ref := testprog(t, n, kind)

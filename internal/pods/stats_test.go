@@ -70,8 +70,8 @@ func containerStats(t time.Time, cpu, nanoCores, mem uint64) (*statsv1alpha1.CPU
 func TestStatsWithRealRuntime(t *testing.T) {
 	forEachRealBuild(t, func(t *testing.T, file string, p *Provider) {
 		module := file == "testprog.wasm"
-		// Go programs wrapped as components cannot grow their heap
-		// (see TestWithRealRuntime), so the component only spins.
+		// A component's linear memory is not observable through the C API
+		// (runtime.Usage reports -1), so the component only spins.
 		containers := []corev1.Container{ctr("spin", "spin")}
 		if module {
 			containers = append(containers, ctr("mem", "alloc", "20Mi", ";", "sleep", "1h"))
