@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/wasilet/wasilet/internal/atomicfile"
+
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,7 +62,7 @@ func loadOrCreateBootstrapToken(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return t, writeFileAtomic(path, []byte(t+"\n"), 0o600)
+	return t, atomicfile.WriteFile(path, []byte(t+"\n"), 0o600)
 }
 
 // applyBootstrapObjects creates, or updates, what TLS bootstrapping needs in

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wasilet/wasilet/internal/atomicfile"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -207,7 +209,7 @@ func (c *Cluster) save() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(c.StateDir, stateFile), append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(filepath.Join(c.StateDir, stateFile), append(b, '\n'), 0o644)
 }
 
 // ComponentStatus is the state of one component process.

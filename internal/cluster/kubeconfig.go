@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/wasilet/wasilet/internal/atomicfile"
+
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
@@ -38,7 +40,7 @@ func writeKubeconfig(path, server string, caPEM []byte, u kubeconfigUser) error 
 	if err != nil {
 		return fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
-	return writeFileAtomic(path, b, 0o600)
+	return atomicfile.WriteFile(path, b, 0o600)
 }
 
 // writeCertKubeconfig writes a kubeconfig authenticating with the PKI's

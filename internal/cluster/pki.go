@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/wasilet/wasilet/internal/atomicfile"
 )
 
 // Validity of the generated certificates. A local cluster lives for hours;
@@ -237,10 +239,10 @@ func loadOrCreateSAKeys(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(keyPath, keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644)
+	return atomicfile.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644)
 }
 
 func marshalKey(key crypto.Signer) ([]byte, error) {
@@ -260,10 +262,10 @@ func writeKeyPair(dir, certName, keyName string, kp *keyPair) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, keyName), keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, keyName), keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, certName), encodeCert(kp.cert), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, certName), encodeCert(kp.cert), 0o644)
 }
 
 func encodeCert(c *x509.Certificate) []byte {
@@ -319,27 +321,4 @@ func loadPrivateKey(path string) (crypto.Signer, error) {
 		return s, nil
 	}
 	return nil, errors.New(path + ": unsupported PEM block " + blk.Type)
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it, so a reader never sees a partial file.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

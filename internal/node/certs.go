@@ -30,6 +30,8 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/certificate"
 	"k8s.io/client-go/util/keyutil"
+
+	"github.com/wasilet/wasilet/internal/atomicfile"
 )
 
 // File names under <data-dir>/pki. The kubelet-client-current.pem and
@@ -204,11 +206,7 @@ func writeKubeconfig(kc *clientcmdapi.Config, path string) error {
 	if err != nil {
 		return fmt.Errorf("encode kubeconfig: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("write kubeconfig: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
 		return fmt.Errorf("write kubeconfig: %w", err)
 	}
 	return nil

@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
+
+	"github.com/wasilet/wasilet/internal/atomicfile"
 )
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -17,31 +18,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// writeFileAtomic writes data to path through a temporary file and rename:
-// readers see the old or the new content, never a mix, and a killed process
-// leaves one of them. It does not fsync: state survives the node process
-// dying (what restart recovery is for), and a machine crash restarts pods
-// anyway; syncing every status change would cost milliseconds per pod.
+// writeFileAtomic writes data to path with atomicfile.WriteFile: readers
+// see the old or the new content, never a mix. It does not fsync: state
+// survives the node process dying (what restart recovery is for), and a
+// machine crash restarts pods anyway; syncing every status change would cost
+// milliseconds per pod.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, data, mode); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
