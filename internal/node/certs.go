@@ -47,8 +47,7 @@ const (
 
 // credentials are what TLS bootstrap (or a plain kubeconfig) yields.
 type credentials struct {
-	rest     *rest.Config // the node's identity against the apiserver
-	clientCA []byte       // PEM: verifies client certs on the kubelet API
+	rest *rest.Config // the node's identity against the apiserver
 	// serving returns the current serving certificate of the kubelet API.
 	serving func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	stop    []func()
