@@ -104,7 +104,12 @@ func (l *logFile) write(i int, p []byte) (int, error) {
 	if l.err != nil {
 		return 0, l.err
 	}
-	buf := append(l.bufs[i], p...)
+	// Only an unterminated line left by an earlier write is buffered; a
+	// write of whole lines is split straight from p.
+	buf := p
+	if len(l.bufs[i]) > 0 {
+		buf = append(l.bufs[i], p...)
+	}
 	var out bytes.Buffer
 	for {
 		nl := bytes.IndexByte(buf, '\n')
