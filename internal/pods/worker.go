@@ -491,6 +491,11 @@ func (w *podWorker) envContext() envContext {
 }
 
 func (w *podWorker) watchDeadline(ctx context.Context) {
+	// One timer, re-armed on every pod update (since Go 1.23 Reset and Stop
+	// leave no stale tick in t.C).
+	t := time.NewTimer(0)
+	t.Stop()
+	defer t.Stop()
 	for {
 		w.mu.Lock()
 		ads := w.pod.Spec.ActiveDeadlineSeconds
@@ -499,9 +504,10 @@ func (w *podWorker) watchDeadline(ctx context.Context) {
 		var timer <-chan time.Time
 		if ads != nil {
 			d := time.Until(start.Add(time.Duration(*ads) * time.Second))
-			t := time.NewTimer(max(d, 0))
-			defer t.Stop()
+			t.Reset(max(d, 0))
 			timer = t.C
+		} else {
+			t.Stop()
 		}
 		select {
 		case <-ctx.Done():
