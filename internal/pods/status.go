@@ -57,6 +57,14 @@ func containerStatus(c *containerRecord) corev1.ContainerStatus {
 // podPhase computes the phase the way the kubelet's getPhase does.
 func podPhase(pod *corev1.Pod, r *podRecord) corev1.PodPhase {
 	if r.Failed {
+		// Like the kubelet since 1.27: a terminal phase only once no
+		// container is running any more (a pod past its deadline is
+		// Running while its guests are being stopped).
+		for _, c := range r.Containers {
+			if c.Phase == phaseRunning {
+				return corev1.PodRunning
+			}
+		}
 		return corev1.PodFailed
 	}
 	if !r.Initialized {
