@@ -64,6 +64,18 @@ func testprog(t *testing.T, n *nodetest.Node, kind string) string {
 
 var kinds = []string{"module", "component"}
 
+// eachKind runs f as a subtest for each build of testprog (module and
+// component) on the shared node, in a namespace of its own, with the build
+// pushed to the cluster registry as ref.
+func eachKind(t *testing.T, f func(t *testing.T, kind string, n *nodetest.Node, ns, ref string)) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			n := nodetest.Shared(t)
+			f(t, kind, n, n.Env.Namespace(t), testprog(t, n, kind))
+		})
+	}
+}
+
 func args(a ...string) func(*corev1.Pod) {
 	return func(p *corev1.Pod) { p.Spec.Containers[0].Args = a }
 }
@@ -90,132 +102,117 @@ func logs(t *testing.T, n *nodetest.Node, ns, pod string, extra ...string) strin
 }
 
 func TestE2EHelloAndArgs(t *testing.T) {
-	for _, kind := range kinds {
-		t.Run(kind, func(t *testing.T) {
-			n := nodetest.Shared(t)
-			ns := n.Env.Namespace(t)
-			ref := testprog(t, n, kind)
+	eachKind(t, func(t *testing.T, kind string, n *nodetest.Node, ns, ref string) {
 
-			n.CreatePod(t, n.Pod(ns, "hello", ref, args("hello"), never))
-			p := n.WaitPodPhase(t, ns, "hello", corev1.PodSucceeded, podTimeout)
-			if term := terminated(t, p, "main"); term.ExitCode != 0 || term.Reason != "Completed" {
-				t.Fatalf("hello: %+v", term)
-			}
-			if got := logs(t, n, ns, "hello"); got != "Hello, world!\n" {
-				t.Fatalf("kubectl logs hello: %q", got)
-			}
+		n.CreatePod(t, n.Pod(ns, "hello", ref, args("hello"), never))
+		p := n.WaitPodPhase(t, ns, "hello", corev1.PodSucceeded, podTimeout)
+		if term := terminated(t, p, "main"); term.ExitCode != 0 || term.Reason != "Completed" {
+			t.Fatalf("hello: %+v", term)
+		}
+		if got := logs(t, n, ns, "hello"); got != "Hello, world!\n" {
+			t.Fatalf("kubectl logs hello: %q", got)
+		}
 
-			// argv[0] is the container name; args follow.
-			n.CreatePod(t, n.Pod(ns, "args", ref, args("args", "a b", "c"), never))
-			n.WaitPodPhase(t, ns, "args", corev1.PodSucceeded, podTimeout)
-			if got := logs(t, n, ns, "args"); got != "main\nargs\na b\nc\n" {
-				t.Fatalf("argv: %q", got)
-			}
-			// With a command, command[0] is argv[0].
-			n.CreatePod(t, n.Pod(ns, "cmd", ref, func(p *corev1.Pod) {
-				p.Spec.Containers[0].Command = []string{"prog0", "args"}
-				p.Spec.Containers[0].Args = []string{"x"}
-			}, never))
-			n.WaitPodPhase(t, ns, "cmd", corev1.PodSucceeded, podTimeout)
-			if got := logs(t, n, ns, "cmd"); got != "prog0\nargs\nx\n" {
-				t.Fatalf("argv with command: %q", got)
-			}
-		})
-	}
+		// argv[0] is the container name; args follow.
+		n.CreatePod(t, n.Pod(ns, "args", ref, args("args", "a b", "c"), never))
+		n.WaitPodPhase(t, ns, "args", corev1.PodSucceeded, podTimeout)
+		if got := logs(t, n, ns, "args"); got != "main\nargs\na b\nc\n" {
+			t.Fatalf("argv: %q", got)
+		}
+		// With a command, command[0] is argv[0].
+		n.CreatePod(t, n.Pod(ns, "cmd", ref, func(p *corev1.Pod) {
+			p.Spec.Containers[0].Command = []string{"prog0", "args"}
+			p.Spec.Containers[0].Args = []string{"x"}
+		}, never))
+		n.WaitPodPhase(t, ns, "cmd", corev1.PodSucceeded, podTimeout)
+		if got := logs(t, n, ns, "cmd"); got != "prog0\nargs\nx\n" {
+			t.Fatalf("argv with command: %q", got)
+		}
+	})
 }
 
 func TestE2EFailingModule(t *testing.T) {
-	for _, kind := range kinds {
-		t.Run(kind, func(t *testing.T) {
-			n := nodetest.Shared(t)
-			ns := n.Env.Namespace(t)
-			ref := testprog(t, n, kind)
-			n.CreatePod(t, n.Pod(ns, "fail", ref, args("fail", "something went wrong"), never))
-			p := n.WaitPodPhase(t, ns, "fail", corev1.PodFailed, podTimeout)
-			term := terminated(t, p, "main")
-			if term.ExitCode != 1 || term.Reason != "Error" || term.Message != "something went wrong" {
-				t.Fatalf("terminated: %+v", term)
-			}
-			// Other exit codes come through as they are.
-			n.CreatePod(t, n.Pod(ns, "exit3", ref, args("exit", "3"), never))
-			p = n.WaitPodPhase(t, ns, "exit3", corev1.PodFailed, podTimeout)
-			// WASI 0.2's wasi:cli/exit carries only success or failure, so a
-			// component's exit(3) arrives as 1; core modules keep the code.
-			want := int32(3)
-			if kind == "component" {
-				want = 1
-			}
-			if term := terminated(t, p, "main"); term.ExitCode != want {
-				t.Fatalf("exit 3: %+v", term)
-			}
-		})
-	}
+	eachKind(t, func(t *testing.T, kind string, n *nodetest.Node, ns, ref string) {
+		n.CreatePod(t, n.Pod(ns, "fail", ref, args("fail", "something went wrong"), never))
+		p := n.WaitPodPhase(t, ns, "fail", corev1.PodFailed, podTimeout)
+		term := terminated(t, p, "main")
+		if term.ExitCode != 1 || term.Reason != "Error" || term.Message != "something went wrong" {
+			t.Fatalf("terminated: %+v", term)
+		}
+		// Other exit codes come through as they are.
+		n.CreatePod(t, n.Pod(ns, "exit3", ref, args("exit", "3"), never))
+		p = n.WaitPodPhase(t, ns, "exit3", corev1.PodFailed, podTimeout)
+		// WASI 0.2's wasi:cli/exit carries only success or failure, so a
+		// component's exit(3) arrives as 1; core modules keep the code.
+		want := int32(3)
+		if kind == "component" {
+			want = 1
+		}
+		if term := terminated(t, p, "main"); term.ExitCode != want {
+			t.Fatalf("exit 3: %+v", term)
+		}
+	})
 }
 
 func TestE2EVolumes(t *testing.T) {
-	for _, kind := range kinds {
-		t.Run(kind, func(t *testing.T) {
-			n := nodetest.Shared(t)
-			ns := n.Env.Namespace(t)
-			ref := testprog(t, n, kind)
-			ctx := context.Background()
-			host := t.TempDir()
-			os.Chmod(host, 0o777)
-			if err := os.WriteFile(filepath.Join(host, "in.txt"), []byte("from host"), 0o644); err != nil {
-				t.Fatal(err)
+	eachKind(t, func(t *testing.T, kind string, n *nodetest.Node, ns, ref string) {
+		ctx := context.Background()
+		host := t.TempDir()
+		os.Chmod(host, 0o777)
+		if err := os.WriteFile(filepath.Join(host, "in.txt"), []byte("from host"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Env.Client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "cfg"}, Data: map[string]string{"greeting": "hello from configmap"},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Env.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "sec"}, Data: map[string][]byte{"password": []byte("s3cret")},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		volumes := func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{
+				{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: host, Type: ptr(corev1.HostPathDirectory)}}},
+				{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
+				{Name: "sec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "sec"}}},
 			}
-			if _, err := n.Env.Client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
-				ObjectMeta: metav1.ObjectMeta{Name: "cfg"}, Data: map[string]string{"greeting": "hello from configmap"},
-			}, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
+				{Name: "host", MountPath: "/host"},
+				{Name: "scratch", MountPath: "/scratch"},
+				{Name: "cfg", MountPath: "/cfg"},
+				{Name: "sec", MountPath: "/sec"},
 			}
-			if _, err := n.Env.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Name: "sec"}, Data: map[string][]byte{"password": []byte("s3cret")},
-			}, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			volumes := func(p *corev1.Pod) {
-				p.Spec.Volumes = []corev1.Volume{
-					{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: host, Type: ptr(corev1.HostPathDirectory)}}},
-					{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-					{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
-					{Name: "sec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "sec"}}},
-				}
-				p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
-					{Name: "host", MountPath: "/host"},
-					{Name: "scratch", MountPath: "/scratch"},
-					{Name: "cfg", MountPath: "/cfg"},
-					{Name: "sec", MountPath: "/sec"},
-				}
-				p.Spec.Containers[0].TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
-			}
-			n.CreatePod(t, n.Pod(ns, "files", ref, volumes, never, args(
-				"read", "/host/in.txt", ";", "echo", ";",
-				"write", "/host/out.txt", "written by "+kind, ";",
-				"write", "/scratch/x", "scratch data", ";", "read", "/scratch/x", ";", "echo", ";",
-				"read", "/cfg/greeting", ";", "echo", ";",
-				"read", "/sec/password", ";", "echo", ";",
-				"cannot-write", "/cfg/greeting", ";",
-				"absent", "/host/never-created",
-			)))
-			n.WaitPodPhase(t, ns, "files", corev1.PodSucceeded, podTimeout)
-			// cannot-write reports how the write was refused on the last line.
-			want := "from host\nscratch data\nhello from configmap\ns3cret\nrefused: "
-			if got := logs(t, n, ns, "files"); !strings.HasPrefix(got, want) {
-				t.Fatalf("logs %q, want %q...", got, want)
-			}
-			if b, err := os.ReadFile(filepath.Join(host, "out.txt")); err != nil || string(b) != "written by "+kind {
-				t.Fatalf("hostPath write: %q %v", b, err)
-			}
+			p.Spec.Containers[0].TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
+		}
+		n.CreatePod(t, n.Pod(ns, "files", ref, volumes, never, args(
+			"read", "/host/in.txt", ";", "echo", ";",
+			"write", "/host/out.txt", "written by "+kind, ";",
+			"write", "/scratch/x", "scratch data", ";", "read", "/scratch/x", ";", "echo", ";",
+			"read", "/cfg/greeting", ";", "echo", ";",
+			"read", "/sec/password", ";", "echo", ";",
+			"cannot-write", "/cfg/greeting", ";",
+			"absent", "/host/never-created",
+		)))
+		n.WaitPodPhase(t, ns, "files", corev1.PodSucceeded, podTimeout)
+		// cannot-write reports how the write was refused on the last line.
+		want := "from host\nscratch data\nhello from configmap\ns3cret\nrefused: "
+		if got := logs(t, n, ns, "files"); !strings.HasPrefix(got, want) {
+			t.Fatalf("logs %q, want %q...", got, want)
+		}
+		if b, err := os.ReadFile(filepath.Join(host, "out.txt")); err != nil || string(b) != "written by "+kind {
+			t.Fatalf("hostPath write: %q %v", b, err)
+		}
 
-			// A file that must exist but does not is reported.
-			n.CreatePod(t, n.Pod(ns, "missing", ref, volumes, never, args("exists", "/cfg/no-such-key")))
-			p := n.WaitPodPhase(t, ns, "missing", corev1.PodFailed, podTimeout)
-			if term := terminated(t, p, "main"); term.ExitCode != 1 || !strings.Contains(term.Message, "/cfg/no-such-key") {
-				t.Fatalf("missing file: %+v", term)
-			}
-		})
-	}
+		// A file that must exist but does not is reported.
+		n.CreatePod(t, n.Pod(ns, "missing", ref, volumes, never, args("exists", "/cfg/no-such-key")))
+		p := n.WaitPodPhase(t, ns, "missing", corev1.PodFailed, podTimeout)
+		if term := terminated(t, p, "main"); term.ExitCode != 1 || !strings.Contains(term.Message, "/cfg/no-such-key") {
+			t.Fatalf("missing file: %+v", term)
+		}
+	})
 }
 
 func TestE2EHostPathTypeCheck(t *testing.T) {
@@ -371,50 +368,40 @@ func TestE2ERestartBackOff(t *testing.T) {
 }
 
 func TestE2EOOMKilled(t *testing.T) {
-	for _, kind := range kinds {
-		t.Run(kind, func(t *testing.T) {
-			n := nodetest.Shared(t)
-			ns := n.Env.Namespace(t)
-			ref := testprog(t, n, kind)
-			n.CreatePod(t, n.Pod(ns, "oom", ref, never, args("alloc", "200Mi"), func(p *corev1.Pod) {
-				p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")}
-			}))
-			p := n.WaitPodPhase(t, ns, "oom", corev1.PodFailed, podTimeout)
-			if term := terminated(t, p, "main"); term.Reason != "OOMKilled" || term.ExitCode != 137 {
-				t.Fatalf("terminated: %+v", term)
-			}
-		})
-	}
+	eachKind(t, func(t *testing.T, kind string, n *nodetest.Node, ns, ref string) {
+		n.CreatePod(t, n.Pod(ns, "oom", ref, never, args("alloc", "200Mi"), func(p *corev1.Pod) {
+			p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")}
+		}))
+		p := n.WaitPodPhase(t, ns, "oom", corev1.PodFailed, podTimeout)
+		if term := terminated(t, p, "main"); term.Reason != "OOMKilled" || term.ExitCode != 137 {
+			t.Fatalf("terminated: %+v", term)
+		}
+	})
 }
 
 func TestE2EDeleteSpinning(t *testing.T) {
-	for _, kind := range kinds {
-		t.Run(kind, func(t *testing.T) {
-			n := nodetest.Shared(t)
-			ns := n.Env.Namespace(t)
-			ref := testprog(t, n, kind)
-			const grace = 60
-			n.CreatePod(t, n.Pod(ns, "spin", ref, args("spin"), func(p *corev1.Pod) {
-				p.Spec.TerminationGracePeriodSeconds = ptr(int64(grace))
-			}))
-			n.WaitPodCondition(t, ns, "spin", corev1.PodReady, podTimeout)
-			if err := n.Env.Client.CoreV1().Pods(ns).Delete(context.Background(), "spin", metav1.DeleteOptions{}); err != nil {
-				t.Fatal(err)
+	eachKind(t, func(t *testing.T, kind string, n *nodetest.Node, ns, ref string) {
+		const grace = 60
+		n.CreatePod(t, n.Pod(ns, "spin", ref, args("spin"), func(p *corev1.Pod) {
+			p.Spec.TerminationGracePeriodSeconds = ptr(int64(grace))
+		}))
+		n.WaitPodCondition(t, ns, "spin", corev1.PodReady, podTimeout)
+		if err := n.Env.Client.CoreV1().Pods(ns).Delete(context.Background(), "spin", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Gone within its grace period (the guest is stopped at once).
+		deadline := time.Now().Add(grace * time.Second)
+		for {
+			_, err := n.Env.Client.CoreV1().Pods(ns).Get(context.Background(), "spin", metav1.GetOptions{})
+			if err != nil {
+				break
 			}
-			// Gone within its grace period (the guest is stopped at once).
-			deadline := time.Now().Add(grace * time.Second)
-			for {
-				_, err := n.Env.Client.CoreV1().Pods(ns).Get(context.Background(), "spin", metav1.GetOptions{})
-				if err != nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("pod still exists after its %ds grace period", grace)
-				}
-				time.Sleep(250 * time.Millisecond)
+			if time.Now().After(deadline) {
+				t.Fatalf("pod still exists after its %ds grace period", grace)
 			}
-		})
-	}
+			time.Sleep(250 * time.Millisecond)
+		}
+	})
 }
 
 func TestE2ELogs(t *testing.T) {
