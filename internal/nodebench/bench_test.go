@@ -134,6 +134,27 @@ func deleteAll(b *testing.B, client kubernetes.Interface, ns string, count int) 
 
 // createPods creates the pods with 16 concurrent creators, registering each
 // with r just before its Create call.
+// startPods creates pods and waits, up to timeout, until r has seen each
+// of them running; on failure it stops b with the tail of the node's log.
+func startPods(b *testing.B, n *nodetest.Node, r *recorder, pods []*corev1.Pod, timeout time.Duration) {
+	b.Helper()
+	if err := createPods(context.Background(), n.Env.Client, r, pods); err != nil {
+		b.Fatal(err)
+	}
+	names := make([]string, len(pods))
+	for i, p := range pods {
+		names[i] = p.Name
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := r.wait(ctx, names...); err != nil {
+		b.Fatalf("%v\nnode log:\n%s", err, tail(n.Log(), 30))
+	}
+}
+
+// batchTimeout is how long a batch of pods may take to start.
+func batchTimeout(pods int) time.Duration { return 5*time.Minute + time.Duration(pods)*2*time.Second }
+
 func createPods(ctx context.Context, client kubernetes.Interface, r *recorder, pods []*corev1.Pod) error {
 	work := make(chan *corev1.Pod)
 	errs := make(chan error, len(pods))
@@ -218,26 +239,10 @@ func benchLatency(b *testing.B, n *nodetest.Node, ns, ref, mode string, pods int
 					names = names[:i]
 					break
 				}
-				if err := createPods(context.Background(), client, r, []*corev1.Pod{p}); err != nil {
-					b.Fatal(err)
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				err := r.wait(ctx, p.Name)
-				cancel()
-				if err != nil {
-					b.Fatalf("%v\nnode log:\n%s", err, tail(n.Log(), 30))
-				}
+				startPods(b, n, r, []*corev1.Pod{p}, 2*time.Minute)
 			}
 		default:
-			if err := createPods(context.Background(), client, r, objs); err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute+time.Duration(pods)*2*time.Second)
-			err := r.wait(ctx, names...)
-			cancel()
-			if err != nil {
-				b.Fatalf("%v\nnode log:\n%s", err, tail(n.Log(), 30))
-			}
+			startPods(b, n, r, objs, batchTimeout(pods))
 		}
 		elapsed += time.Since(start)
 		all = append(all, names...)
@@ -303,15 +308,7 @@ func benchRSS(b *testing.B, n *nodetest.Node, pid int, ns, ref string, pods int)
 			names[i] = fmt.Sprintf("rss-%d-%03d", iter, i)
 			objs[i] = n.Pod(ns, names[i], ref, func(p *corev1.Pod) { p.Spec.Containers[0].Args = stayArgs })
 		}
-		if err := createPods(context.Background(), client, r, objs); err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute+time.Duration(pods)*2*time.Second)
-		err := r.wait(ctx, names...)
-		cancel()
-		if err != nil {
-			b.Fatalf("%v\nnode log:\n%s", err, tail(n.Log(), 30))
-		}
+		startPods(b, n, r, objs, batchTimeout(pods))
 		if after, err = settledMem(pid); err != nil {
 			b.Fatal(err)
 		}
