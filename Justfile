@@ -25,6 +25,10 @@ build:
 wasm:
     hack/wasm.sh
 
+# Regenerate the checked-in generated code (proto Go code, deepcopy) with pinned generators.
+generate:
+    hack/generate.sh
+
 # Run the whole test suite: unit and end-to-end tests against a real control plane and registry.
 test: tools wasm build
     WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" WASILET_WASM_DIR="$PWD/bin/wasm" WASILET_BIN="$PWD/bin/wasilet" \
