@@ -38,6 +38,8 @@ func newNodeCommand() *cobra.Command {
 		selfSigned         bool
 		logLevel           string
 		criSocket          string
+		akriAgent          bool
+		af                 agentFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -127,6 +129,10 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 			cfg.ExtendedResources = dm.ExtendedResources
 			cfg.ResourceUpdates = dm.Updates()
 
+			if akriAgent {
+				cfg.Companions = append(cfg.Companions, runAgent(&af))
+			}
+
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return node.Run(ctx, cfg)
@@ -151,6 +157,8 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 	f.StringSliceVar(&labels, "node-labels", nil, "extra node labels key=value (comma-separated or repeated)")
 	f.StringSliceVar(&insecureRegistries, "insecure-registry", nil, "registry host[:port] reached over plain HTTP (loopback registries always are)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.BoolVar(&akriAgent, "akri-agent", true, "run the Akri agent in-process (discovery handlers → Instances → device plugins at this node's kubelet.sock)")
+	af.add(f, false)
 	f.StringVar(&criSocket, "cri-socket", "", "unix socket of the read-only CRI endpoint for crictl (default <data-dir>/cri.sock; \"none\" disables it)")
 	return cmd
 }

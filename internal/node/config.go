@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 )
 
@@ -111,6 +112,12 @@ type Config struct {
 	// NewProvider builds the pod lifecycle provider. Required.
 	NewProvider NewProviderFunc
 
+	// Companions run beside the node once it is registered, with the
+	// node's own API credentials (rotated with its certificate), until the
+	// node stops — e.g. the in-process Akri agent. An error a companion
+	// returns while the node runs stops the node.
+	Companions []Companion
+
 	// Logger receives the node's logs (and virtual-kubelet's). Default:
 	// slog.Default().
 	Logger *slog.Logger
@@ -127,6 +134,18 @@ const (
 	ServingCertCSR        ServingCertMode = "csr"
 	ServingCertSelfSigned ServingCertMode = "self-signed"
 )
+
+// Companion is a service that runs beside the node with its credentials.
+type Companion func(ctx context.Context, cc CompanionConfig) error
+
+// CompanionConfig is what a companion gets: the node's name, data
+// directory and API credentials.
+type CompanionConfig struct {
+	NodeName string
+	DataDir  string
+	Rest     *rest.Config
+	Logger   *slog.Logger
+}
 
 // ProviderConfig is what the node hands to the provider factory.
 type ProviderConfig struct {

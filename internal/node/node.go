@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/kubernetes/scheme"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
@@ -167,15 +168,30 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 	vklog.L = vkslog.FromSlog(logger)
 	ctx = vklog.WithLogger(ctx, vklog.L)
 
+	companionErr := make(chan error, len(cfg.Companions))
 	go func() {
-		if err := n.WaitReady(ctx, 0); err == nil {
-			logger.Info("node registered and ready",
-				"ip", cfg.NodeIP, "kubelet-api", net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port)),
-				"version", KubeletVersion(), "runtime", ContainerRuntimeVersion(),
-				"cpu", cfg.CPU.String(), "memory", cfg.Memory.String(), "pods", cfg.MaxPods)
+		if err := n.WaitReady(ctx, 0); err != nil {
+			return
+		}
+		logger.Info("node registered and ready",
+			"ip", cfg.NodeIP, "kubelet-api", net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port)),
+			"version", KubeletVersion(), "runtime", ContainerRuntimeVersion(),
+			"cpu", cfg.CPU.String(), "memory", cfg.Memory.String(), "pods", cfg.MaxPods)
+		for _, c := range cfg.Companions {
+			go func() {
+				if err := c(ctx, CompanionConfig{NodeName: cfg.NodeName, DataDir: cfg.DataDir, Rest: rest.CopyConfig(creds.rest), Logger: logger}); err != nil && ctx.Err() == nil {
+					companionErr <- err
+					cancel()
+				}
+			}()
 		}
 	}()
 	err = n.Run(ctx)
+	select {
+	case cerr := <-companionErr:
+		return cerr
+	default:
+	}
 	if ctx.Err() != nil {
 		// Cancelled: a clean stop, whatever the controllers said on the way out.
 		return nil

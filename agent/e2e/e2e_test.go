@@ -1,0 +1,548 @@
+// End-to-end tests of the Akri agent and controller: a real control plane
+// (internal/clustertest), a real `wasilet node` with the agent in-process
+// (or a standalone `wasilet agent`), `wasilet controller`, and debugEcho
+// handlers (the native `wasilet debug-echo`, and upstream's Rust handler where
+// ../shared/peers has it). They follow upstream's e2e (test/e2e/test_core.py)
+// and add the reference scenario's YAML and the defects upstream 0.13 has.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	akri "github.com/wasilet/wasilet/agent/apis/akri/v0"
+	"github.com/wasilet/wasilet/deploy"
+	"github.com/wasilet/wasilet/internal/akritest"
+	"github.com/wasilet/wasilet/internal/clustertest"
+	"github.com/wasilet/wasilet/internal/nodetest"
+)
+
+func TestMain(m *testing.M) { nodetest.Main(m) }
+
+// akriNode starts a wasilet node whose in-process agent takes discovery
+// handlers in dir.
+func akriNode(t *testing.T, dir string, args ...string) *nodetest.Node {
+	t.Helper()
+	return nodetest.Start(t, nodetest.Options{Args: append([]string{"--discovery-handlers-directory", dir}, args...)})
+}
+
+var brokerRef string
+
+// broker pushes the test program once; brokers run `env` then sleep, so
+// their logs show the environment the device plugins gave them.
+func broker(t *testing.T, env *clustertest.Env) string {
+	t.Helper()
+	if brokerRef == "" {
+		brokerRef = nodetest.PushWasm(t, env, nodetest.WasmFile(t, "testprog.wasm"), "akri-broker:v1")
+	}
+	return brokerRef
+}
+
+func configuration(ns, name, handler string, descriptions []string, capacity int, image string) *akri.Configuration {
+	details := "descriptions:\n"
+	for _, d := range descriptions {
+		details += "- " + d + "\n"
+	}
+	spec := akritest.WasmPodSpec(image, corev1.ResourceList{"{{PLACEHOLDER}}": resource.MustParse("1")}, "env", "--", "sleep", "1h")
+	ports := []corev1.ServicePort{{Name: "grpc", Port: 6052, Protocol: corev1.ProtocolTCP}}
+	return &akri.Configuration{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: akri.ConfigurationSpec{
+			DiscoveryHandler:         akri.DiscoveryHandlerInfo{Name: handler, DiscoveryDetails: details},
+			Capacity:                 capacity,
+			BrokerSpec:               &akri.BrokerSpec{BrokerPodSpec: &spec},
+			InstanceServiceSpec:      &corev1.ServiceSpec{Ports: ports},
+			ConfigurationServiceSpec: &corev1.ServiceSpec{Ports: ports},
+		},
+	}
+}
+
+func instanceNames(ins []akri.Instance) []string {
+	var out []string
+	for _, in := range ins {
+		out = append(out, in.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// waitCounts waits for the Configuration's Instances, Running brokers and
+// Services to be exactly these numbers.
+func waitCounts(t *testing.T, c client.Client, ns, cfg string, instances, brokers, services int, timeout time.Duration) {
+	t.Helper()
+	akritest.Eventually(t, timeout, fmt.Sprintf("%d instances, %d running brokers, %d services", instances, brokers, services), func(ctx context.Context) error {
+		ins, err := akritest.Instances(ctx, c, ns, cfg)
+		if err != nil {
+			return err
+		}
+		pods, err := akritest.Pods(ctx, c, ns, map[string]string{"akri.sh/configuration": cfg})
+		if err != nil {
+			return err
+		}
+		running := 0
+		for _, p := range pods {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		var svcs corev1.ServiceList
+		if err := c.List(ctx, &svcs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		nsvc := 0
+		for _, s := range svcs.Items {
+			if s.DeletionTimestamp == nil && strings.HasSuffix(s.Name, "-svc") {
+				nsvc++
+			}
+		}
+		if len(ins) != instances || running != brokers || len(pods) != brokers || nsvc != services {
+			return fmt.Errorf("instances %v, pods %d (%d running), services %d", instanceNames(ins), len(pods), running, nsvc)
+		}
+		return nil
+	})
+}
+
+// TestUpstreamE2E is upstream's core e2e with the native handler: bar0 and
+// bar1 with capacity 2 give 2 Instances, 2 brokers, 2 instance Services and
+// a configuration Service; brokers see DEBUG_ECHO_DESCRIPTION (plain and
+// hash-suffixed); OFFLINE removes everything, ONLINE brings it back; a
+// deleted broker is recreated; a third pod on a capacity-2 Instance stays
+// Pending; deleting the Configuration removes everything.
+func TestUpstreamE2E(t *testing.T) {
+	env := clustertest.Require(t)
+	c := akritest.Client(t, env)
+	ref := broker(t, env)
+	dir := akritest.ShortDir(t)
+	n := akriNode(t, dir)
+	akritest.Controller(t, env)
+	h := akritest.StartDebugEcho(t, dir, "debugEcho", true)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+
+	cfg := configuration(ns, "akri-debug-echo-foo", "debugEcho", []string{"bar0", "bar1"}, 2, ref)
+	if err := c.Create(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitCounts(t, c, ns, cfg.Name, 2, 2, 3, 90*time.Second)
+
+	ins, _ := akritest.Instances(ctx, c, ns, cfg.Name)
+	if got, want := instanceNames(ins), []string{cfg.Name + "-ab76e6", cfg.Name + "-d46b65"}; !slices.Equal(got, want) {
+		t.Fatalf("instances %v, want %v", got, want)
+	}
+	for _, in := range ins {
+		if !in.Spec.Shared || in.Spec.Capacity != 2 || !slices.Equal(in.Spec.Nodes, []string{n.Name}) ||
+			in.Spec.CDIName != "akri.sh/"+cfg.Name+"="+strings.TrimPrefix(in.Name, cfg.Name+"-") {
+			t.Errorf("instance %s spec %+v", in.Name, in.Spec)
+		}
+		if !slices.Contains(in.Finalizers, n.Name) {
+			t.Errorf("instance %s finalizers %v, want %s", in.Name, in.Finalizers, n.Name)
+		}
+	}
+	// The broker of bar0 got both env names from the device plugin.
+	bar0 := cfg.Name + "-d46b65"
+	podName := n.Name + "-" + bar0 + "-pod"
+	akritest.Eventually(t, 30*time.Second, "broker log shows its device", func(ctx context.Context) error {
+		out, err := env.Kubectl(ctx, "logs", "-n", ns, podName)
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		for _, want := range []string{"DEBUG_ECHO_DESCRIPTION=bar0\n", "DEBUG_ECHO_DESCRIPTION_D46B65=bar0\n"} {
+			if !strings.Contains(string(out), want) {
+				return fmt.Errorf("log lacks %q:\n%s", want, out)
+			}
+		}
+		return nil
+	})
+	var pod corev1.Pod
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: podName}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	res := corev1.ResourceName("akri.sh/" + bar0)
+	if q := pod.Spec.Containers[0].Resources.Limits[res]; q.Value() != 1 {
+		t.Errorf("broker limits %v, want %s: 1", pod.Spec.Containers[0].Resources.Limits, res)
+	}
+
+	// Capacity 2: the broker holds one slot of bar0; of two more pods
+	// asking for it exactly one runs and one stays Pending.
+	for i := range 2 {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("extra-%d", i)},
+			Spec: akritest.WasmPodSpec(ref, corev1.ResourceList{res: resource.MustParse("1")}, "sleep", "1h")}
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	akritest.Eventually(t, 60*time.Second, "one extra pod Running, one Pending", func(ctx context.Context) error {
+		var phases []string
+		for i := range 2 {
+			var p corev1.Pod
+			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("extra-%d", i)}, &p); err != nil {
+				return err
+			}
+			phases = append(phases, string(p.Status.Phase))
+		}
+		slices.Sort(phases)
+		if !slices.Equal(phases, []string{"Pending", "Running"}) {
+			return fmt.Errorf("phases %v", phases)
+		}
+		return nil
+	})
+	var in akri.Instance
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: bar0}, &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.Spec.DeviceUsage[bar0+"-0"] != n.Name || in.Spec.DeviceUsage[bar0+"-1"] != n.Name {
+		t.Errorf("deviceUsage %v: want both slots held by %s", in.Spec.DeviceUsage, n.Name)
+	}
+	for i := range 2 {
+		_ = c.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("extra-%d", i)}})
+	}
+
+	// A deleted broker comes back with a new uid.
+	old := pod.UID
+	if err := c.Delete(ctx, &pod); err != nil {
+		t.Fatal(err)
+	}
+	akritest.Eventually(t, 60*time.Second, "deleted broker recreated and Running", func(ctx context.Context) error {
+		var p corev1.Pod
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: podName}, &p); err != nil {
+			return err
+		}
+		if p.UID == old || p.Status.Phase != corev1.PodRunning {
+			return fmt.Errorf("uid %s (old %s), phase %s", p.UID, old, p.Status.Phase)
+		}
+		return nil
+	})
+
+	h.SetOnline(t, false)
+	waitCounts(t, c, ns, cfg.Name, 0, 0, 0, 60*time.Second)
+	h.SetOnline(t, true)
+	waitCounts(t, c, ns, cfg.Name, 2, 2, 3, 90*time.Second)
+
+	if err := c.Delete(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitCounts(t, c, ns, cfg.Name, 0, 0, 0, 60*time.Second)
+	akritest.Eventually(t, 30*time.Second, "configuration gone (finalizers released)", func(ctx context.Context) error {
+		var got akri.Configuration
+		err := c.Get(ctx, client.ObjectKeyFromObject(cfg), &got)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (finalizers %v, err %v)", got.Finalizers, err)
+	})
+}
+
+// TestReferenceYAML applies the reference scenario's Configuration (pre-0.8
+// layout) unchanged with kubectl's strict validation: the agent creates
+// Instance akri-debug-echo-8120fe and the controller a broker pod
+// <node>-akri-debug-echo-8120fe-pod asking for akri.sh/akri-debug-echo-8120fe.
+// The handler registers after the Configuration exists (upstream waits for
+// a back-off retry; wasilet starts discovery at once).
+func TestReferenceYAML(t *testing.T) {
+	env := clustertest.Require(t)
+	c := akritest.Client(t, env)
+	dir := akritest.ShortDir(t)
+	n := akriNode(t, dir)
+	akritest.Controller(t, env)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+
+	y, err := deploy.Example("akri-debug-echo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "akri-debug-echo.yaml")
+	if err := os.WriteFile(file, y, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := env.Kubectl(ctx, "apply", "--validate=strict", "-n", ns, "-f", file); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	time.Sleep(time.Second) // the Configuration is seen before its handler exists
+	akritest.StartDebugEcho(t, dir, "debugEcho", true)
+
+	const instance = "akri-debug-echo-8120fe"
+	podName := n.Name + "-" + instance + "-pod"
+	akritest.Eventually(t, 60*time.Second, "instance and broker pod", func(ctx context.Context) error {
+		var in akri.Instance
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &in); err != nil {
+			return err
+		}
+		if in.Spec.BrokerProperties["DEBUG_ECHO_DESCRIPTION"] != "foo0" || !slices.Contains(in.Spec.Nodes, n.Name) {
+			return fmt.Errorf("instance spec %+v", in.Spec)
+		}
+		var p corev1.Pod
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: podName}, &p); err != nil {
+			return err
+		}
+		res := corev1.ResourceName("akri.sh/" + instance)
+		ct := p.Spec.Containers[0]
+		if ct.Resources.Limits[res] != resource.MustParse("1") || ct.Resources.Requests[res] != resource.MustParse("1") {
+			return fmt.Errorf("broker resources %+v", ct.Resources)
+		}
+		return nil
+	})
+	// The node advertises the Instance's two slots.
+	akritest.Eventually(t, 30*time.Second, "node capacity akri.sh/"+instance, func(ctx context.Context) error {
+		node := n.Object(t)
+		if q := node.Status.Capacity[corev1.ResourceName("akri.sh/"+instance)]; q.Value() != 2 {
+			return fmt.Errorf("capacity %v", node.Status.Capacity)
+		}
+		return nil
+	})
+}
+
+// TestUnsharedInvalidAndLateHandler: an unshared handler names Instances per
+// node and brokers <instance>-pod; invalid discoveryDetails become an Event
+// on the Configuration while the agent carries on.
+func TestUnsharedInvalidAndLateHandler(t *testing.T) {
+	env := clustertest.Require(t)
+	c := akritest.Client(t, env)
+	ref := broker(t, env)
+	dir := akritest.ShortDir(t)
+	n := akriNode(t, dir)
+	akritest.Controller(t, env)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+
+	bad := configuration(ns, "bad-details", "localEcho", nil, 1, ref)
+	bad.Spec.DiscoveryHandler.DiscoveryDetails = "descriptions: [unclosed"
+	if err := c.Create(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	cfg := configuration(ns, "local", "localEcho", []string{"my_local_device"}, 1, ref)
+	if err := c.Create(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	akritest.StartDebugEcho(t, dir, "localEcho", false)
+
+	instance := akri.InstanceName(cfg.Name, "my_local_device", false, n.Name)
+	akritest.Eventually(t, 60*time.Second, "unshared instance and its broker", func(ctx context.Context) error {
+		var in akri.Instance
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &in); err != nil {
+			return err
+		}
+		if in.Spec.Shared {
+			return fmt.Errorf("instance is shared")
+		}
+		var p corev1.Pod
+		return c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance + "-pod"}, &p)
+	})
+	akritest.Eventually(t, 30*time.Second, "an Event on the Configuration with invalid details", func(ctx context.Context) error {
+		var evs corev1.EventList
+		if err := c.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == bad.Name && e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "invalid discovery details") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no warning event among %d", len(evs.Items))
+	})
+	if ins, _ := akritest.Instances(ctx, c, ns, bad.Name); len(ins) != 0 {
+		t.Errorf("invalid configuration has instances %v", instanceNames(ins))
+	}
+}
+
+// peers is ../shared/peers/akri-0.13.26 (upstream's binaries), or the test
+// is skipped.
+func peers(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "peers", "akri-0.13.26"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "debug-echo-discovery-handler")); err != nil {
+		t.Skipf("upstream Akri binaries not here (%v)", err)
+	}
+	return dir
+}
+
+// TestUpstreamHandlerInterop: upstream's Rust debug-echo handler registering
+// with wasilet's agent yields exactly the Instances the native handler does.
+func TestUpstreamHandlerInterop(t *testing.T) {
+	up := peers(t)
+	env := clustertest.Require(t)
+	c := akritest.Client(t, env)
+	ref := broker(t, env)
+	dir := akritest.ShortDir(t)
+	akriNode(t, dir)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+
+	specs := func(handler string) map[string]akri.InstanceSpec {
+		cfg := configuration(ns, "interop-"+strings.ToLower(handler), "debugEcho", []string{"foo0", "foo1"}, 2, ref)
+		cfg.Spec.BrokerSpec = nil
+		if err := c.Create(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]akri.InstanceSpec{}
+		akritest.Eventually(t, 60*time.Second, handler+" instances", func(ctx context.Context) error {
+			ins, err := akritest.Instances(ctx, c, ns, cfg.Name)
+			if err != nil {
+				return err
+			}
+			if len(ins) != 2 {
+				return fmt.Errorf("instances %v", instanceNames(ins))
+			}
+			for _, in := range ins {
+				s := in.Spec
+				s.ConfigurationName = ""
+				s.CDIName = strings.TrimPrefix(s.CDIName, "akri.sh/"+cfg.Name)
+				out[strings.TrimPrefix(in.Name, cfg.Name)] = s
+			}
+			return nil
+		})
+		if err := c.Delete(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		waitCounts(t, c, ns, cfg.Name, 0, 0, 0, 60*time.Second)
+		return out
+	}
+
+	cmd := exec.Command(filepath.Join(up, "debug-echo-discovery-handler"))
+	cmd.Env = append(os.Environ(), "DEBUG_ECHO_INSTANCES_SHARED=true", "DISCOVERY_HANDLERS_DIRECTORY="+dir, "RUST_LOG=info")
+	logPath := filepath.Join(t.TempDir(), "upstream-dh.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	upstream := specs("upstream")
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	logf.Close()
+
+	akritest.StartDebugEcho(t, dir, "debugEcho", true)
+	native := specs("native")
+	if fmt.Sprint(upstream) != fmt.Sprint(native) {
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("upstream handler's instances %v\nnative handler's %v\nupstream log:\n%s", upstream, native, b)
+	}
+	if _, ok := native["-8120fe"]; !ok {
+		t.Errorf("instances %v lack -8120fe (foo0)", native)
+	}
+}
+
+// TestStandaloneAgentRestarts runs `wasilet agent` beside a node without its
+// in-process agent: its plugins register again when the node (the kubelet)
+// restarts and recreates kubelet.sock (upstream never does), and an agent
+// restart neither duplicates the Instance nor loses the claimed slot.
+func TestStandaloneAgentRestarts(t *testing.T) {
+	env := clustertest.Require(t)
+	c := akritest.Client(t, env)
+	ref := broker(t, env)
+	dir := akritest.ShortDir(t)
+	n := nodetest.Start(t, nodetest.Options{Args: []string{"--akri-agent=false"}})
+	ag := akritest.Start(t, "agent", []string{"AGENT_NODE_NAME=" + n.Name, "DISCOVERY_HANDLERS_DIRECTORY=" + dir}, "agent",
+		"--kubeconfig", env.AdminKubeconfig,
+		"--device-plugins-dir", filepath.Join(n.DataDir, "device-plugins"),
+		"--pod-resources-socket", filepath.Join(n.DataDir, "pod-resources", "kubelet.sock"),
+		"--log-level", "debug")
+	akritest.StartDebugEcho(t, dir, "debugEcho", true)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+
+	cfg := configuration(ns, "standalone", "debugEcho", []string{"foo0"}, 2, ref)
+	cfg.Spec.BrokerSpec = nil
+	if err := c.Create(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	instance := cfg.Name + "-8120fe"
+	res := corev1.ResourceName("akri.sh/" + instance)
+	capacity := func(want int64) {
+		t.Helper()
+		akritest.Eventually(t, 60*time.Second, fmt.Sprintf("node allocatable %s = %d", res, want), func(ctx context.Context) error {
+			node := n.Object(t)
+			if q := node.Status.Allocatable[res]; q.Value() != want {
+				return fmt.Errorf("allocatable %v", node.Status.Allocatable)
+			}
+			return nil
+		})
+	}
+	capacity(2)
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "user"},
+		Spec: akritest.WasmPodSpec(ref, corev1.ResourceList{res: resource.MustParse("1")}, "env", "--", "sleep", "1h")}
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	var before akri.Instance
+	akritest.Eventually(t, 60*time.Second, "pod Running with a claimed slot", func(ctx context.Context) error {
+		var got corev1.Pod
+		if err := c.Get(ctx, client.ObjectKeyFromObject(p), &got); err != nil {
+			return err
+		}
+		if got.Status.Phase != corev1.PodRunning {
+			return fmt.Errorf("phase %s", got.Status.Phase)
+		}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &before); err != nil {
+			return err
+		}
+		if len(before.Spec.DeviceUsage) != 1 {
+			return fmt.Errorf("deviceUsage %v", before.Spec.DeviceUsage)
+		}
+		return nil
+	})
+
+	n.Restart(t)
+	n.WaitReady(t, 2*time.Minute)
+	capacity(2)
+
+	ag.Restart(t)
+	time.Sleep(3 * time.Second)
+	capacity(2)
+	var after akri.Instance
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.UID != before.UID || fmt.Sprint(after.Spec.DeviceUsage) != fmt.Sprint(before.Spec.DeviceUsage) {
+		t.Errorf("after agent restart: uid %s deviceUsage %v; before: uid %s deviceUsage %v", after.UID, after.Spec.DeviceUsage, before.UID, before.Spec.DeviceUsage)
+	}
+	ins, _ := akritest.Instances(ctx, c, ns, cfg.Name)
+	if len(ins) != 1 {
+		t.Errorf("instances after restarts: %v", instanceNames(ins))
+	}
+	// The pod still runs and its slot stays claimed past the reclaimer's
+	// grace; once the pod is gone the slot is reclaimed (instance level,
+	// which upstream never frees).
+	time.Sleep(25 * time.Second)
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &after); err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Spec.DeviceUsage) != 1 {
+		t.Errorf("slot of a running pod was freed: %v", after.Spec.DeviceUsage)
+	}
+	if err := c.Delete(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	akritest.Eventually(t, 60*time.Second, "instance-level slot reclaimed", func(ctx context.Context) error {
+		var in akri.Instance
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &in); err != nil {
+			return err
+		}
+		for k, v := range in.Spec.DeviceUsage {
+			if v != "" {
+				return fmt.Errorf("still claimed: %s=%s", k, v)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/wasilet/wasilet/agent"
+	"github.com/wasilet/wasilet/internal/node"
+)
+
+func init() { register(newAgentCommand) }
+
+// agentFlags are the Akri agent's settings, shared by `wasilet agent` and
+// the agent `wasilet node` runs in-process.
+type agentFlags struct {
+	opts              agent.Options
+	discoveryHandlers string
+}
+
+func (f *agentFlags) add(fs *pflag.FlagSet, standalone bool) {
+	fs.StringVar(&f.discoveryHandlers, "discovery-handlers-directory", os.Getenv("DISCOVERY_HANDLERS_DIRECTORY"),
+		"directory of agent-registration.sock and the handlers' sockets (env DISCOVERY_HANDLERS_DIRECTORY; default "+agent.DefaultDiscoveryHandlersDir+")")
+	fs.DurationVar(&f.opts.OfflineGrace, "offline-grace", 0, "keep a shared device that is no longer discovered this long before leaving its Instance (0: at once, as Akri 0.13)")
+	if standalone {
+		fs.StringVar(&f.opts.DevicePluginsDir, "device-plugins-dir", agent.DefaultDevicePluginsDir, "the kubelet's device-plugin directory (kubelet.sock)")
+		fs.StringVar(&f.opts.PodResourcesSocket, "pod-resources-socket", agent.DefaultPodResourcesSocket, "the kubelet's PodResources socket, read by the slot reclaimer")
+	}
+}
+
+func (f *agentFlags) options(log *slog.Logger, node string, rc *rest.Config) agent.Options {
+	o := f.opts
+	o.NodeName = node
+	o.Config = rc
+	o.Logger = log
+	o.DiscoveryHandlersDir = f.discoveryHandlers
+	return o
+}
+
+func newAgentCommand() *cobra.Command {
+	var (
+		af         agentFlags
+		kubeconfig string
+		nodeName   string
+		logLevel   string
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the Akri agent: discovery handlers → Instances → device plugins at the kubelet",
+		Long: `Run the Akri agent of one node (wire- and API-compatible with Akri 0.13).
+
+Discovery handlers register at <discovery-handlers-directory>/agent-registration.sock
+(gRPC v0); for every Configuration the agent streams their device lists, keeps
+one Instance per device (akri.sh/v0, server-side apply as the node) and serves
+a device plugin per Instance (akri.sh/<instance>) and per Configuration
+(akri.sh/<configuration>) at the kubelet's socket. Any kubelet works; ` + "`wasilet node`" + `
+runs this agent in-process by default.
+
+Environment as Akri: AGENT_NODE_NAME (required unless --node-name),
+DISCOVERY_HANDLERS_DIRECTORY, KUBECONFIG (else in-cluster).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			if nodeName == "" {
+				return fmt.Errorf("no node name: set AGENT_NODE_NAME or --node-name")
+			}
+			rc, err := restConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			a, err := agent.New(af.options(log, nodeName, rc))
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return a.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	af.add(f, true)
+	f.StringVar(&nodeName, "node-name", os.Getenv("AGENT_NODE_NAME"), "this node's name (env AGENT_NODE_NAME)")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig (default $KUBECONFIG, else in-cluster)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+// restConfig loads a kubeconfig: the flag, else $KUBECONFIG / ~/.kube/config,
+// else the in-cluster service account.
+func restConfig(path string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if path != "" {
+		rules.ExplicitPath = path
+	}
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	return rc, nil
+}
+
+// runAgent is the node's companion running the agent in-process, against
+// the node's own device-plugin manager and PodResources (through their
+// sockets, like any plugin).
+func runAgent(af *agentFlags) node.Companion {
+	return func(ctx context.Context, cc node.CompanionConfig) error {
+		o := af.options(cc.Logger, cc.NodeName, cc.Rest)
+		o.DevicePluginsDir = filepath.Join(cc.DataDir, "device-plugins")
+		o.PodResourcesSocket = filepath.Join(cc.DataDir, "pod-resources", "kubelet.sock")
+		a, err := agent.New(o)
+		if err != nil {
+			return err
+		}
+		return a.Run(ctx)
+	}
+}
