@@ -35,7 +35,8 @@ for a in "$@"; do
 done
 
 cache="${WASILET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasilet}"
-key=$(cd tools && find . -type f \( -name go.mod -o -name go.sum -o -name versions.env \) -print \
+# tools/protogen (code generators, run by hack/generate.sh) is not part of it.
+key=$(cd tools && find . -path ./protogen -prune -o -type f \( -name go.mod -o -name go.sum -o -name versions.env \) -print \
   | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
 dir="$cache/tools/k8s-$KUBE_VERSION-$key"
 bin="$dir/bin"

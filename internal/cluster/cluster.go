@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wasilet/wasilet/deploy"
 	"github.com/wasilet/wasilet/internal/atomicfile"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -395,6 +396,16 @@ func Up(ctx context.Context, o Options) (_ *Cluster, retErr error) {
 	}
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	err = applyBootstrapObjects(actx, cs, token, c.APIServerURL, caPEM)
+	if err == nil {
+		// Akri's CRDs and the agent's and controller's RBAC (which lets
+		// every node run the agent in-process with its own credentials).
+		var rc *rest.Config
+		if rc, err = c.RESTConfig(); err == nil {
+			if err = deploy.InstallCRDs(actx, rc); err == nil {
+				err = deploy.ApplyRBAC(actx, rc)
+			}
+		}
+	}
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("cluster up: %w", err)
