@@ -40,8 +40,7 @@ cluster-up: tools build
 
 # Stop the local cluster, the nodes `just demo` started on it, and everything else it started.
 cluster-down: build
-    for p in '{{state}}'/nodes/*/pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; rm -f "$p"; done; true
-    bin/wasilet cluster down --state '{{state}}'
+    hack/demo.sh '{{state}}' --down
 
 # Start a wasilet node against the local cluster (data in <state>/node); approve the serving CSR it prints.
 node *args: cluster-up
@@ -54,6 +53,10 @@ run what *args: build
 # The reference scenario, end to end, on an embedded local cluster.
 demo: tools wasm build
     WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" hack/demo.sh '{{state}}'
+
+# Stop everything `just demo` started (controller, proxy, node, cluster); the state stays.
+demo-down: build
+    hack/demo.sh '{{state}}' --down
 
 # Benchmarks (figures are reported, never asserted).
 bench: tools wasm build

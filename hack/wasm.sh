@@ -22,9 +22,12 @@ for main in $(grep -l '^package main' handlers/*/*.go 2>/dev/null | xargs -r -n1
   name=$(basename "$main")
   mod="$out/$name.wasm"
   comp="$out/$name.component.wasm"
-  # Rebuild when any Go file of the program or of handlers/internal, or go.mod,
-  # is newer than the output.
-  if [ ! -f "$mod" ] || [ -n "$(find "$main" handlers/internal go.mod -newer "$mod" -name '*.go' -o -newer "$mod" -name go.mod | head -1)" ]; then
+  # Rebuild when any Go file of the program or of a package of this module it
+  # imports (handlers/debugecho, proxy/exchange, …), or go.mod, is newer than
+  # the output.
+  deps=$(GOOS=wasip1 GOARCH=wasm go list -deps -f '{{if and (not .Standard) .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}' "./$main")
+  # shellcheck disable=SC2086
+  if [ ! -f "$mod" ] || [ -n "$(find $deps -maxdepth 1 -newer "$mod" -name '*.go' | head -1)" ] || [ go.mod -nt "$mod" ]; then
     echo ">> wasm: $name (wasip1 module)" >&2
     GOOS=wasip1 GOARCH=wasm go build -trimpath -o "$mod.tmp" "./$main"
     mv "$mod.tmp" "$mod"

@@ -297,13 +297,40 @@ func TestReferenceYAML(t *testing.T) {
 		return nil
 	})
 	// The node advertises the Instance's two slots.
-	akritest.Eventually(t, 30*time.Second, "node capacity akri.sh/"+instance, func(ctx context.Context) error {
-		node := n.Object(t)
-		if q := node.Status.Capacity[corev1.ResourceName("akri.sh/"+instance)]; q.Value() != 2 {
-			return fmt.Errorf("capacity %v", node.Status.Capacity)
+	nodeCapacity := func(instance string, want int64) {
+		t.Helper()
+		akritest.Eventually(t, 30*time.Second, fmt.Sprintf("node capacity akri.sh/%s = %d", instance, want), func(ctx context.Context) error {
+			node := n.Object(t)
+			if q := node.Status.Capacity[corev1.ResourceName("akri.sh/"+instance)]; q.Value() != want {
+				return fmt.Errorf("capacity %v", node.Status.Capacity)
+			}
+			return nil
+		})
+	}
+	nodeCapacity(instance, 2)
+
+	// A capacity change reaches the Instance and the node (upstream keeps
+	// the old slot count in its plugins).
+	if out, err := env.Kubectl(ctx, "patch", "-n", ns, "akric", "akri-debug-echo", "--type=merge", "-p", `{"spec":{"capacity":3}}`); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	nodeCapacity(instance, 3)
+	// New discoveryDetails restart discovery (upstream ignores the edit).
+	if out, err := env.Kubectl(ctx, "patch", "-n", ns, "akric", "akri-debug-echo", "--type=merge", "-p", `{"spec":{"discoveryHandler":{"discoveryDetails":"descriptions: [foo1]"}}}`); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	foo1 := akri.InstanceName("akri-debug-echo", "foo1", true, "")
+	akritest.Eventually(t, 30*time.Second, "instance of foo1 replaces foo0's", func(ctx context.Context) error {
+		ins, err := akritest.Instances(ctx, c, ns, "akri-debug-echo")
+		if err != nil {
+			return err
+		}
+		if got := instanceNames(ins); !slices.Equal(got, []string{foo1}) {
+			return fmt.Errorf("instances %v", got)
 		}
 		return nil
 	})
+	nodeCapacity(foo1, 3)
 }
 
 // TestUnsharedInvalidAndLateHandler: an unshared handler names Instances per

@@ -1,0 +1,8 @@
+//go:build !(unix || wasip1)
+
+package main
+
+import "os"
+
+// fileID returns 0: this platform's FileInfo carries no inode number.
+func fileID(os.FileInfo) uint64 { return 0 }
