@@ -68,7 +68,7 @@ type plugins struct {
 	a *Agent
 
 	mu      sync.Mutex
-	devices map[types.NamespacedName]*device         // discovered here, by Instance
+	devices map[types.NamespacedName]*device             // discovered here, by Instance
 	configs map[types.NamespacedName]*akri.Configuration // last seen, for Allocate envs
 	inst    map[types.NamespacedName]*instancePlugin
 	cfgp    map[types.NamespacedName]*configPlugin
@@ -679,4 +679,3 @@ func (p *plugins) reclaim(ctx context.Context, used usedSet, now time.Time) {
 		}()
 	}
 }
-
