@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -467,6 +468,94 @@ func TestUpstreamHandlerInterop(t *testing.T) {
 	if _, ok := native["-8120fe"]; !ok {
 		t.Errorf("instances %v lack -8120fe (foo0)", native)
 	}
+}
+
+// TestUpstreamAgentOnWasiletNode: upstream's Rust agent and controller
+// against a wasilet node (its own agent off) bring a broker up as they would
+// on a kubelet: the agent registers its device plugins at the node's
+// kubelet.sock (bind-mounted onto the agent's compiled-in
+// /var/lib/kubelet paths in a private mount namespace) and the node gives the
+// broker the device's environment.
+func TestUpstreamAgentOnWasiletNode(t *testing.T) {
+	up := peers(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a private mount namespace (unshare --mount)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare not found")
+	}
+	env := clustertest.Require(t)
+	c := akritest.Client(t, env)
+	ref := broker(t, env)
+	dir := akritest.ShortDir(t)
+	n := nodetest.Start(t, nodetest.Options{Args: []string{"--akri-agent=false"}})
+	ns := env.Namespace(t)
+	ctx := context.Background()
+
+	// The agent's kubelet paths are constants: mount the node's directories
+	// there, in a mount namespace of the agent's own.
+	script := fmt.Sprintf(`set -e
+mount --make-rprivate /
+mkdir -p /var/lib/kubelet/device-plugins /var/lib/kubelet/pod-resources
+mount --bind %q /var/lib/kubelet/device-plugins
+mount --bind %q /var/lib/kubelet/pod-resources
+exec %q`, filepath.Join(n.DataDir, "device-plugins"), filepath.Join(n.DataDir, "pod-resources"), filepath.Join(up, "agent"))
+	logs := t.TempDir()
+	startUp := func(name string, env []string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), env...)
+		f, err := os.Create(filepath.Join(logs, name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = f, f
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			f.Close()
+			if t.Failed() {
+				b, _ := os.ReadFile(f.Name())
+				t.Logf("upstream %s log:\n%s", name, tailString(string(b), 40))
+			}
+		})
+	}
+	kube := "KUBECONFIG=" + env.AdminKubeconfig
+	startUp("agent", []string{kube, "AGENT_NODE_NAME=" + n.Name, "DISCOVERY_HANDLERS_DIRECTORY=" + dir, "METRICS_PORT=0", "RUST_LOG=info"},
+		"unshare", "--mount", "--propagation", "private", "sh", "-c", script)
+	startUp("controller", []string{kube, "METRICS_PORT=0", "RUST_LOG=info"}, filepath.Join(up, "controller"))
+	akritest.StartDebugEcho(t, dir, "debugEcho", true)
+
+	cfg := configuration(ns, "upstream-agent", "debugEcho", []string{"foo0"}, 1, ref)
+	cfg.Spec.InstanceServiceSpec, cfg.Spec.ConfigurationServiceSpec = nil, nil
+	if err := c.Create(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	podName := n.Name + "-" + cfg.Name + "-8120fe-pod"
+	akritest.Eventually(t, 120*time.Second, "upstream broker Running on the wasilet node with the device's env", func(ctx context.Context) error {
+		out, err := env.Kubectl(ctx, "logs", "-n", ns, podName)
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		for _, want := range []string{"DEBUG_ECHO_DESCRIPTION=foo0\n", "DEBUG_ECHO_DESCRIPTION_8120FE=foo0\n"} {
+			if !strings.Contains(string(out), want) {
+				return fmt.Errorf("log lacks %q:\n%s", want, out)
+			}
+		}
+		return nil
+	})
+}
+
+func tailString(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // TestStandaloneAgentRestarts runs `wasilet agent` beside a node without its
