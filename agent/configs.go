@@ -354,7 +354,13 @@ func (st *configState) desired(cfg *akri.Configuration, node string, lostGrace t
 			}
 			hash := akri.DeviceHash(d.GetId(), l.handler.Shared, node)
 			name := cfg.Name + "-" + hash
-			if _, dup := out[name]; dup {
+			if prev, dup := out[name]; dup {
+				if prev.dev.GetId() != d.GetId() {
+					// Akri's 24-bit names collide now and then (about 3
+					// pairs among 10,000 devices): say so rather than lose a
+					// device silently.
+					st.pending = fmt.Sprintf("devices %q and %q both map to Instance %s (Akri's 6-hex-digit name); %q is not exposed", prev.dev.GetId(), d.GetId(), name, d.GetId())
+				}
 				continue
 			}
 			out[name] = &device{instance: name, hash: hash, shared: l.handler.Shared, dev: d}

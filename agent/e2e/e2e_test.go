@@ -387,6 +387,88 @@ func TestUnsharedInvalidAndLateHandler(t *testing.T) {
 	}
 }
 
+// TestNodeRestartKeepsBroker: a restart of the node (and its in-process
+// agent) keeps the Instance, the broker's slot and the broker itself; the
+// broker's container comes back with its device's environment. A handler
+// that is killed and started again is streamed from again.
+func TestNodeRestartKeepsBroker(t *testing.T) {
+	env := clustertest.Require(t)
+	c := akritest.Client(t, env)
+	ref := broker(t, env)
+	dir := akritest.ShortDir(t)
+	n := akriNode(t, dir)
+	akritest.Controller(t, env)
+	h := akritest.StartDebugEcho(t, dir, "debugEcho", true)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+
+	cfg := configuration(ns, "restart", "debugEcho", []string{"foo0"}, 1, ref)
+	cfg.Spec.InstanceServiceSpec, cfg.Spec.ConfigurationServiceSpec = nil, nil
+	if err := c.Create(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	instance := cfg.Name + "-8120fe"
+	podName := n.Name + "-" + instance + "-pod"
+	var in akri.Instance
+	var pod corev1.Pod
+	running := func(what string) {
+		t.Helper()
+		akritest.Eventually(t, 90*time.Second, what, func(ctx context.Context) error {
+			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: podName}, &pod); err != nil {
+				return err
+			}
+			if pod.Status.Phase != corev1.PodRunning || len(pod.Status.ContainerStatuses) == 0 || pod.Status.ContainerStatuses[0].State.Running == nil {
+				return fmt.Errorf("phase %s", pod.Status.Phase)
+			}
+			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &in); err != nil {
+				return err
+			}
+			if in.Spec.DeviceUsage[instance+"-0"] != n.Name {
+				return fmt.Errorf("deviceUsage %v", in.Spec.DeviceUsage)
+			}
+			return nil
+		})
+	}
+	running("broker Running with its slot claimed")
+	podUID, instUID := pod.UID, in.UID
+
+	n.Restart(t)
+	n.WaitReady(t, 2*time.Minute)
+	time.Sleep(3 * time.Second)
+	running("broker Running again after the node restart")
+	if pod.UID != podUID || in.UID != instUID {
+		t.Errorf("after the node restart: pod uid %s (was %s), instance uid %s (was %s)", pod.UID, podUID, in.UID, instUID)
+	}
+	akritest.Eventually(t, 30*time.Second, "broker's container has its device env after the restart", func(ctx context.Context) error {
+		out, err := env.Kubectl(ctx, "logs", "-n", ns, podName)
+		if err != nil || !strings.Contains(string(out), "DEBUG_ECHO_DESCRIPTION_8120FE=foo0\n") {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	if pods, _ := akritest.Pods(ctx, c, ns, map[string]string{"akri.sh/configuration": cfg.Name}); len(pods) != 1 {
+		t.Errorf("%d brokers after the restart", len(pods))
+	}
+
+	// The handler dies and comes back: the Instance stays meanwhile (the
+	// agent keeps a lost stream's devices for a while) and discovery goes on
+	// with the new process.
+	h.Kill()
+	time.Sleep(2 * time.Second)
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &in); err != nil || in.UID != instUID {
+		t.Fatalf("instance lost while its handler restarts: %v", err)
+	}
+	h.Restart(t)
+	h.SetOnline(t, false)
+	akritest.Eventually(t, 60*time.Second, "OFFLINE through the restarted handler removes the instance", func(ctx context.Context) error {
+		ins, err := akritest.Instances(ctx, c, ns, cfg.Name)
+		if err != nil || len(ins) != 0 {
+			return fmt.Errorf("instances %v, %v", instanceNames(ins), err)
+		}
+		return nil
+	})
+}
+
 // peers is ../shared/peers/akri-0.13.26 (upstream's binaries), or the test
 // is skipped.
 func peers(t *testing.T) string {
