@@ -72,7 +72,11 @@ type Options struct {
 	// ReclaimInterval and ReclaimAfter drive the slot reclaimer (10 s and
 	// 20 s, as upstream).
 	ReclaimInterval, ReclaimAfter time.Duration
-	Logger                        *slog.Logger
+	// MetricsBindAddress serves Prometheus metrics (controller-runtime's,
+	// with client-go's rest_client_requests_total) at /metrics, e.g.
+	// ":8080"; "" or "0" serves none.
+	MetricsBindAddress string
+	Logger             *slog.Logger
 }
 
 func (o *Options) complete() error {
@@ -145,7 +149,7 @@ func New(opts Options) (*Agent, error) {
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
 		Scheme:                 scheme,
 		Logger:                 logr.FromSlogHandler(log.Handler()),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
+		Metrics:                metricsserver.Options{BindAddress: orZero(opts.MetricsBindAddress)},
 		HealthProbeBindAddress: "0",
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&akri.Configuration{}: {},
@@ -275,4 +279,11 @@ func (a *Agent) enqueueInstance(namespace, name string) {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+func orZero(addr string) string {
+	if addr == "" {
+		return "0"
+	}
+	return addr
 }

@@ -136,8 +136,12 @@ func (a *Agent) applyFinalizer(ctx context.Context, gvr schema.GroupVersionResou
 	}
 	body := map[string]any{"apiVersion": apiVersion, "kind": kind, "metadata": meta}
 	err := a.apply(ctx, gvr, namespace, name, body, a.opts.NodeName+"-fin", false)
-	if !add && apierrors.IsNotFound(err) {
-		return nil
+	if !add && err != nil && (apierrors.IsNotFound(err) || apierrors.IsInvalid(err)) {
+		// Releasing the finalizer of an object that is gone meanwhile: the
+		// apply would create it and fail validation. Gone is done.
+		if _, gerr := a.dyn.Resource(gvr).Namespace(namespace).Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(gerr) {
+			return nil
+		}
 	}
 	return err
 }

@@ -34,6 +34,11 @@ func (f *agentFlags) add(fs *pflag.FlagSet, standalone bool) {
 	if standalone {
 		fs.StringVar(&f.opts.DevicePluginsDir, "device-plugins-dir", agent.DefaultDevicePluginsDir, "the kubelet's device-plugin directory (kubelet.sock)")
 		fs.StringVar(&f.opts.PodResourcesSocket, "pod-resources-socket", agent.DefaultPodResourcesSocket, "the kubelet's PodResources socket, read by the slot reclaimer")
+		metrics := "0"
+		if p := os.Getenv("METRICS_PORT"); p != "" {
+			metrics = ":" + p
+		}
+		fs.StringVar(&f.opts.MetricsBindAddress, "metrics-bind-address", metrics, `address of the Prometheus /metrics endpoint, e.g. :8080; "0" turns it off (default from $METRICS_PORT)`)
 	}
 }
 

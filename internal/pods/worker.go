@@ -926,8 +926,10 @@ func (w *podWorker) startCleanup() {
 			if client := w.p.cfg.Client; client != nil {
 				ctx, cancel := context.WithTimeout(w.p.baseCtx, 2*time.Minute)
 				defer cancel()
-				// Give virtual-kubelet a moment to write the terminated status.
-				sleep(ctx, time.Second)
+				// Give virtual-kubelet a moment to write the terminated status
+				// (it does within tens of milliseconds; a whole second here
+				// was most of the time a deleted pod took to disappear).
+				sleep(ctx, 150*time.Millisecond)
 				opts := metav1.DeleteOptions{GracePeriodSeconds: new(int64), Preconditions: metav1.NewUIDPreconditions(string(w.uid))}
 				for attempt := 1; ; attempt++ {
 					err := client.CoreV1().Pods(w.namespace).Delete(ctx, w.name, opts)

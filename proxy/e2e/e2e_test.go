@@ -45,7 +45,11 @@ type scenario struct {
 	dh     string
 }
 
-func setup(t *testing.T) *scenario {
+func setup(t *testing.T) *scenario { return setupWith(t, nil) }
+
+// setupWith starts the node, controller and proxy (with extra proxy flags)
+// and pushes the handler and broker images.
+func setupWith(t testing.TB, proxyArgs []string) *scenario {
 	t.Helper()
 	env := clustertest.Require(t)
 	s := &scenario{env: env, c: akritest.Client(t, env), ns: env.Namespace(t)}
@@ -56,8 +60,8 @@ func setup(t *testing.T) *scenario {
 	}
 	s.node = nodetest.Start(t, nodetest.Options{Args: []string{"--discovery-handlers-directory", dir}})
 	akritest.Controller(t, env)
-	s.proxy = akritest.Start(t, "proxy", []string{"DEBUG_ECHO_INSTANCES_SHARED=true", "AGENT_NODE_NAME=" + s.node.Name}, "proxy",
-		"--discovery-handlers-directory", dir, "--exchange-dir", s.wde, "--register-retry", "1s", "--log-level", "debug")
+	s.proxy = akritest.Start(t, "proxy", []string{"DEBUG_ECHO_INSTANCES_SHARED=true", "AGENT_NODE_NAME=" + s.node.Name}, 
+		append([]string{"proxy", "--discovery-handlers-directory", dir, "--exchange-dir", s.wde, "--register-retry", "1s", "--log-level", "debug"}, proxyArgs...)...)
 	s.dh = nodetest.PushWasm(t, env, nodetest.WasmFile(t, "debug-echo.wasm"), "debug-echo-handler:e2e")
 	s.broker = nodetest.PushWasm(t, env, nodetest.WasmFile(t, "debug-echo-broker.wasm"), "debug-echo-broker:e2e")
 	return s
@@ -65,7 +69,11 @@ func setup(t *testing.T) *scenario {
 
 // handlerPod runs the Wasm handler (deploy/examples/wasi-debug-echo.yaml
 // with this test's image, exchange directory and node).
-func (s *scenario) handlerPod(t *testing.T) {
+func (s *scenario) handlerPod(t testing.TB) { s.handlerPodEnv(t, "") }
+
+// handlerPodEnv runs the handler pod, with DEBUG_ECHO_POLL_INTERVAL set to
+// poll when not empty.
+func (s *scenario) handlerPodEnv(t testing.TB, poll string) {
 	t.Helper()
 	y, err := deploy.Example("wasi-debug-echo.yaml")
 	if err != nil {
@@ -74,6 +82,9 @@ func (s *scenario) handlerPod(t *testing.T) {
 	text := strings.ReplaceAll(string(y), "127.0.0.1:5000/debug-echo-handler:latest", s.dh)
 	text = strings.ReplaceAll(text, "path: /tmp/wde-dir", "path: "+s.wde)
 	text = strings.Replace(text, "\n  nodeSelector:\n", "\n  nodeSelector:\n    kubernetes.io/hostname: "+s.node.Name+"\n", 1)
+	if poll != "" {
+		text = strings.Replace(text, "    volumeMounts:\n", "    env:\n    - {name: DEBUG_ECHO_POLL_INTERVAL, value: \""+poll+"\"}\n    volumeMounts:\n", 1)
+	}
 	s.apply(t, text)
 	akritest.Eventually(t, 60*time.Second, "handler pod Running", func(ctx context.Context) error {
 		var p corev1.Pod
@@ -87,7 +98,7 @@ func (s *scenario) handlerPod(t *testing.T) {
 	})
 }
 
-func (s *scenario) apply(t *testing.T, yaml string) {
+func (s *scenario) apply(t testing.TB, yaml string) {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "m.yaml")
 	if err := os.WriteFile(f, []byte(yaml), 0o644); err != nil {
@@ -100,7 +111,7 @@ func (s *scenario) apply(t *testing.T, yaml string) {
 
 // configuration applies deploy/examples/akri-debug-echo.yaml (the original
 // layout) under name with these descriptions.
-func (s *scenario) configuration(t *testing.T, name string, descriptions ...string) {
+func (s *scenario) configuration(t testing.TB, name string, descriptions ...string) {
 	t.Helper()
 	y, err := deploy.Example("akri-debug-echo.yaml")
 	if err != nil {

@@ -1,0 +1,228 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/wasilet/wasilet/internal/akritest"
+	"github.com/wasilet/wasilet/internal/cluster"
+	"github.com/wasilet/wasilet/internal/clustertest"
+	"github.com/wasilet/wasilet/internal/nodetest"
+)
+
+// benchRuns is how many times each reaction is measured
+// ($WASILET_BENCH_AKRI_RUNS, default 10).
+func benchRuns() int {
+	if n, err := strconv.Atoi(os.Getenv("WASILET_BENCH_AKRI_RUNS")); err == nil && n > 0 {
+		return n
+	}
+	return 10
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// poll checks f every 5 ms (a tight loop against the API server, as a user
+// watching would see it) until it is true.
+func poll(b *testing.B, timeout time.Duration, what string, f func(ctx context.Context) bool) time.Time {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for !f(ctx) {
+		if ctx.Err() != nil {
+			b.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Now()
+}
+
+// BenchmarkAkriReaction measures, with the native debugEcho handler and the
+// agent in the node: Configuration applied → broker Running, and device
+// OFFLINE → broker gone (deleted from the API), each over benchRuns runs.
+// Targets (issue): both ≤ 1 s on the local cluster.
+func BenchmarkAkriReaction(b *testing.B) {
+	env := clustertest.Require(b)
+	c := akritest.Client(b, env)
+	ref := nodetest.PushWasm(b, env, nodetest.WasmFile(b, "testprog.wasm"), "akri-bench-broker:v1")
+	dir := akritest.ShortDir(b)
+	n := nodetest.Start(b, nodetest.Options{Args: []string{"--discovery-handlers-directory", dir}})
+	akritest.Controller(b, env)
+	h := akritest.StartDebugEcho(b, dir, "debugEcho", true)
+	ns := env.Namespace(b)
+	warmBroker(b, c, n, ns, ref)
+	runs := benchRuns()
+	var toRunning, toGone []time.Duration
+	for b.Loop() {
+		for i := range runs {
+			name := fmt.Sprintf("bench-%d", i)
+			cfg := configuration(ns, name, "debugEcho", []string{"foo0"}, 1, ref)
+			cfg.Spec.InstanceServiceSpec, cfg.Spec.ConfigurationServiceSpec = nil, nil
+			podName := n.Name + "-" + name + "-8120fe-pod"
+			h.SetOnline(b, true)
+			start := time.Now()
+			if err := c.Create(context.Background(), cfg); err != nil {
+				b.Fatal(err)
+			}
+			end := poll(b, 60*time.Second, "broker Running", func(ctx context.Context) bool {
+				var p corev1.Pod
+				return c.Get(ctx, types.NamespacedName{Namespace: ns, Name: podName}, &p) == nil && p.Status.Phase == corev1.PodRunning
+			})
+			toRunning = append(toRunning, end.Sub(start))
+			start = time.Now()
+			h.SetOnline(b, false)
+			end = poll(b, 60*time.Second, "broker gone", func(ctx context.Context) bool {
+				var p corev1.Pod
+				err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: podName}, &p)
+				return apierrors.IsNotFound(err)
+			})
+			toGone = append(toGone, end.Sub(start))
+			_ = c.Delete(context.Background(), cfg)
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(msOf(percentile(toRunning, 50)), "applied→running-p50-ms")
+	b.ReportMetric(msOf(percentile(toRunning, 99)), "applied→running-p99-ms")
+	b.ReportMetric(msOf(percentile(toGone, 50)), "offline→gone-p50-ms")
+	b.ReportMetric(msOf(percentile(toGone, 99)), "offline→gone-p99-ms")
+	b.Logf("%d runs; Configuration applied → broker Running: %v; OFFLINE → broker gone: %v", len(toRunning), toRunning, toGone)
+}
+
+// BenchmarkAPICallsPerDevice counts the API requests a standalone agent
+// makes (client-go's rest_client_requests_total from its /metrics) while 100
+// devices are discovered and turned into Instances and device plugins, and
+// after they settle.
+func BenchmarkAPICallsPerDevice(b *testing.B) {
+	env := clustertest.Require(b)
+	c := akritest.Client(b, env)
+	dir := akritest.ShortDir(b)
+	n := nodetest.Start(b, nodetest.Options{Args: []string{"--akri-agent=false"}})
+	port, err := cluster.FreePort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	akritest.Start(b, "agent", []string{"AGENT_NODE_NAME=" + n.Name, "DISCOVERY_HANDLERS_DIRECTORY=" + dir}, "agent",
+		"--kubeconfig", env.AdminKubeconfig,
+		"--device-plugins-dir", filepath.Join(n.DataDir, "device-plugins"),
+		"--pod-resources-socket", filepath.Join(n.DataDir, "pod-resources", "kubelet.sock"),
+		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port))
+	akritest.StartDebugEcho(b, dir, "debugEcho", true)
+	ns := env.Namespace(b)
+	const devices = 100
+	var descs []string
+	for i := range devices {
+		descs = append(descs, fmt.Sprintf("dev%03d", i))
+	}
+	metrics := func() map[string]float64 {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out := map[string]float64{}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line := sc.Text()
+			if !strings.HasPrefix(line, "rest_client_requests_total{") {
+				continue
+			}
+			i := strings.Index(line, `method="`)
+			j := strings.LastIndex(line, " ")
+			if i < 0 || j < 0 {
+				continue
+			}
+			method := line[i+8:]
+			method = method[:strings.Index(method, `"`)]
+			v, _ := strconv.ParseFloat(line[j+1:], 64)
+			out[method] += v
+		}
+		return out
+	}
+	time.Sleep(2 * time.Second)
+	var perDevice, settled float64
+	for b.Loop() {
+		before := metrics()
+		cfg := configuration(ns, "calls", "debugEcho", descs, 1, "unused")
+		cfg.Spec.BrokerSpec, cfg.Spec.InstanceServiceSpec, cfg.Spec.ConfigurationServiceSpec = nil, nil, nil
+		if err := c.Create(context.Background(), cfg); err != nil {
+			b.Fatal(err)
+		}
+		poll(b, 3*time.Minute, "100 Instances with plugins", func(ctx context.Context) bool {
+			node := n.Object(b)
+			count := 0
+			for r, q := range node.Status.Allocatable {
+				if strings.HasPrefix(string(r), "akri.sh/calls-") && q.Value() == 1 {
+					count++
+				}
+			}
+			return count == devices
+		})
+		mid := metrics()
+		time.Sleep(10 * time.Second)
+		after := metrics()
+		var total, idle float64
+		for m, v := range mid {
+			total += v - before[m]
+		}
+		for m, v := range after {
+			idle += v - mid[m]
+		}
+		perDevice, settled = total/devices, idle/10
+		b.Logf("requests by method while discovering %d devices: %v (before %v)", devices, diff(mid, before), before)
+		_ = c.Delete(context.Background(), cfg)
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(perDevice, "api-calls/device")
+	b.ReportMetric(settled, "api-calls/s-settled")
+}
+
+func diff(a, b map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range a {
+		out[k] = v - b[k]
+	}
+	return out
+}
+
+// warmBroker runs the broker image once on the node, so that the first
+// measured run does not include pulling and compiling its module.
+func warmBroker(b *testing.B, c client.Client, n *nodetest.Node, ns, ref string) {
+	b.Helper()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warm"},
+		Spec: akritest.WasmPodSpec(ref, nil, "sleep", "1h")}
+	p.Spec.NodeSelector["kubernetes.io/hostname"] = n.Name
+	if err := c.Create(context.Background(), p); err != nil {
+		b.Fatal(err)
+	}
+	poll(b, 2*time.Minute, "warm-up pod Running", func(ctx context.Context) bool {
+		var got corev1.Pod
+		return c.Get(ctx, client.ObjectKeyFromObject(p), &got) == nil && got.Status.Phase == corev1.PodRunning
+	})
+	_ = c.Delete(context.Background(), p)
+}
