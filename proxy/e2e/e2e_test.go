@@ -60,7 +60,7 @@ func setupWith(t testing.TB, proxyArgs []string) *scenario {
 	}
 	s.node = nodetest.Start(t, nodetest.Options{Args: []string{"--discovery-handlers-directory", dir}})
 	akritest.Controller(t, env)
-	s.proxy = akritest.Start(t, "proxy", []string{"DEBUG_ECHO_INSTANCES_SHARED=true", "AGENT_NODE_NAME=" + s.node.Name}, 
+	s.proxy = akritest.Start(t, "proxy", []string{"DEBUG_ECHO_INSTANCES_SHARED=true", "AGENT_NODE_NAME=" + s.node.Name},
 		append([]string{"proxy", "--discovery-handlers-directory", dir, "--exchange-dir", s.wde, "--register-retry", "1s", "--log-level", "debug"}, proxyArgs...)...)
 	s.dh = nodetest.PushWasm(t, env, nodetest.WasmFile(t, "debug-echo.wasm"), "debug-echo-handler:e2e")
 	s.broker = nodetest.PushWasm(t, env, nodetest.WasmFile(t, "debug-echo-broker.wasm"), "debug-echo-broker:e2e")
