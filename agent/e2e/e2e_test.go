@@ -469,6 +469,96 @@ func TestNodeRestartKeepsBroker(t *testing.T) {
 	})
 }
 
+// TestTwoNodesShareAndConfigurationSlots: two nodes whose handlers see the
+// same shared device write one Instance with both in spec.nodes and get a
+// broker each; a pod asking for the Configuration's resource gets a slot
+// through the Configuration-level plugin (claim C:<cfg>-<n>:<node>); when
+// one node stops seeing the device it leaves spec.nodes and its broker goes.
+// The second handler serves over the network (POD_IP mode).
+func TestTwoNodesShareAndConfigurationSlots(t *testing.T) {
+	env := clustertest.Require(t)
+	c := akritest.Client(t, env)
+	ref := broker(t, env)
+	dirA, dirB := akritest.ShortDir(t), akritest.ShortDir(t)
+	a, b := akriNode(t, dirA), akriNode(t, dirB)
+	akritest.Controller(t, env)
+	ha := akritest.StartDebugEcho(t, dirA, "debugEcho", true)
+	hb := akritest.Start(t, "debug-echo-network", nil, "debug-echo", "--name", "debugEcho",
+		"--discovery-handlers-directory", dirB, "--shared=true", "--pod-ip", "127.0.0.1",
+		"--availability-file", filepath.Join(t.TempDir(), "availability.txt"), "--poll-interval", "100ms", "--register-retry", "1s")
+	_ = hb
+	ns := env.Namespace(t)
+	ctx := context.Background()
+
+	cfg := configuration(ns, "shared", "debugEcho", []string{"foo0"}, 3, ref)
+	cfg.Spec.InstanceServiceSpec, cfg.Spec.ConfigurationServiceSpec = nil, nil
+	if err := c.Create(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	instance := cfg.Name + "-8120fe"
+	akritest.Eventually(t, 90*time.Second, "one instance on both nodes, a broker on each", func(ctx context.Context) error {
+		var in akri.Instance
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &in); err != nil {
+			return err
+		}
+		nodes := slices.Sorted(slices.Values(in.Spec.Nodes))
+		if want := slices.Sorted(slices.Values([]string{a.Name, b.Name})); !slices.Equal(nodes, want) {
+			return fmt.Errorf("nodes %v", nodes)
+		}
+		for _, n := range []string{a.Name, b.Name} {
+			var p corev1.Pod
+			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: n + "-" + instance + "-pod"}, &p); err != nil {
+				return err
+			}
+			if p.Status.Phase != corev1.PodRunning || p.Spec.NodeName != n {
+				return fmt.Errorf("broker on %s: phase %s on %q", n, p.Status.Phase, p.Spec.NodeName)
+			}
+		}
+		return nil
+	})
+
+	// A pod asking for akri.sh/<configuration> on node a.
+	user := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "any-device"},
+		Spec: akritest.WasmPodSpec(ref, corev1.ResourceList{corev1.ResourceName("akri.sh/" + cfg.Name): resource.MustParse("1")}, "env", "--", "sleep", "1h")}
+	user.Spec.NodeSelector["kubernetes.io/hostname"] = a.Name
+	if err := c.Create(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	akritest.Eventually(t, 60*time.Second, "configuration-level slot claimed and used", func(ctx context.Context) error {
+		out, err := env.Kubectl(ctx, "logs", "-n", ns, user.Name)
+		if err != nil || !strings.Contains(string(out), "DEBUG_ECHO_DESCRIPTION_8120FE=foo0\n") {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		var in akri.Instance
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &in); err != nil {
+			return err
+		}
+		for _, v := range in.Spec.DeviceUsage {
+			if strings.HasPrefix(v, "C:"+cfg.Name+"-") && strings.HasSuffix(v, ":"+a.Name) {
+				return nil
+			}
+		}
+		return fmt.Errorf("deviceUsage %v has no configuration-level claim of %s", in.Spec.DeviceUsage, a.Name)
+	})
+
+	// Node a's handler stops seeing the device: a leaves, b stays.
+	ha.SetOnline(t, false)
+	akritest.Eventually(t, 60*time.Second, "node a left the instance, its broker gone", func(ctx context.Context) error {
+		var in akri.Instance
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &in); err != nil {
+			return err
+		}
+		if !slices.Equal(in.Spec.Nodes, []string{b.Name}) {
+			return fmt.Errorf("nodes %v", in.Spec.Nodes)
+		}
+		var p corev1.Pod
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: a.Name + "-" + instance + "-pod"}, &p); err == nil && p.DeletionTimestamp == nil {
+			return fmt.Errorf("broker on %s still there", a.Name)
+		}
+		return nil
+	})
+}
+
 // peers is ../shared/peers/akri-0.13.26 (upstream's binaries), or the test
 // is skipped.
 func peers(t *testing.T) string {
