@@ -1,5 +1,32 @@
-// Package agent owns the Akri agent of a wasilet node: the discovery-handler
-// registry (Akri gRPC protocol v0), turning discovered devices into Instance
-// objects, and one device plugin per Instance fed into the node's device-plugin
-// manager. It sits on top of the node and is built after it (see the roadmap).
+// Package agent owns the Akri agent (wire- and API-compatible with Akri 0.13):
+// the discovery-handler registry (gRPC v0 on agent-registration.sock), one
+// Discover stream per (Configuration, handler endpoint), the Instances this
+// node is in (server-side apply, field manager = node name), and a device
+// plugin (deviceplugin v1beta1) per Instance and per Configuration registered
+// at the kubelet's socket — any kubelet's, or the wasilet node's own.
+//
+// One pipeline: every source of devices reports the full list of its
+// (Configuration, endpoint); the Configuration reconciler merges the lists
+// into the Instances this node should be in and applies them; the Instance
+// reconciler follows the Instances with plugin servers and owns this node's
+// slot claims in deviceUsage (field manager dp-<node>; a conflict means the
+// slot is taken).
+//
+// Behaviour kept from upstream: Instance names <configuration>-<hash> (BLAKE2b,
+// 3 bytes, over the id, plus the node name for unshared devices); ownerRef to
+// the Configuration; finalizer <node> on Configurations and Instances, as
+// manager <node>-fin; brokerProperties = device properties overlaid by the
+// Configuration's; Allocate envs K and K_<HASH>; the slot reclaimer (PodResources
+// List every 10 s, free after 20 s unused).
+//
+// Upstream defects fixed: instance-level slots are reclaimed too; plugins
+// serve again and re-register when kubelet.sock is created again; a broken
+// Discover stream is reopened with capped back-off (its devices kept for
+// LostGrace meanwhile); a handler registering after its Configuration starts
+// discovery at once; changed discoveryDetails or property values restart
+// discovery; capacity and brokerProperties changes reach Instances (forced
+// apply, so co-owning nodes do not conflict forever) and plugins; nothing is
+// pruned until every stream has reported once (an agent restart keeps its
+// Instances and claims); two devices whose names collide are reported.
+// Optional OfflineGrace keeps a vanished shared device for a while.
 package agent
