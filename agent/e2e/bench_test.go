@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,18 +32,6 @@ func benchRuns() int {
 	}
 	return 10
 }
-
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
-func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // poll checks f every 5 ms (a tight loop against the API server, as a user
 // watching would see it) until it is true.
@@ -107,10 +93,10 @@ func BenchmarkAkriReaction(b *testing.B) {
 		}
 	}
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(msOf(percentile(toRunning, 50)), "applied→running-p50-ms")
-	b.ReportMetric(msOf(percentile(toRunning, 99)), "applied→running-p99-ms")
-	b.ReportMetric(msOf(percentile(toGone, 50)), "offline→gone-p50-ms")
-	b.ReportMetric(msOf(percentile(toGone, 99)), "offline→gone-p99-ms")
+	b.ReportMetric(akritest.Ms(akritest.Percentile(toRunning, 50)), "applied→running-p50-ms")
+	b.ReportMetric(akritest.Ms(akritest.Percentile(toRunning, 99)), "applied→running-p99-ms")
+	b.ReportMetric(akritest.Ms(akritest.Percentile(toGone, 50)), "offline→gone-p50-ms")
+	b.ReportMetric(akritest.Ms(akritest.Percentile(toGone, 99)), "offline→gone-p99-ms")
 	b.Logf("%d runs; Configuration applied → broker Running: %v; OFFLINE → broker gone: %v", len(toRunning), toRunning, toGone)
 }
 

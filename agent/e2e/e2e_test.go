@@ -41,6 +41,20 @@ func akriNode(t *testing.T, dir string, args ...string) *nodetest.Node {
 	return nodetest.Start(t, nodetest.Options{Args: append([]string{"--discovery-handlers-directory", dir}, args...)})
 }
 
+// standard is the usual rig: a node with the agent in-process, the
+// controller, a shared debugEcho handler and a namespace.
+func standard(t *testing.T) (*clustertest.Env, client.Client, string, *nodetest.Node, *akritest.DebugEcho, string) {
+	t.Helper()
+	env := clustertest.Require(t)
+	c := akritest.Client(t, env)
+	ref := broker(t, env)
+	dir := akritest.ShortDir(t)
+	n := akriNode(t, dir)
+	akritest.Controller(t, env)
+	h := akritest.StartDebugEcho(t, dir, "debugEcho", true)
+	return env, c, ref, n, h, env.Namespace(t)
+}
+
 var brokerRef string
 
 // broker pushes the test program once; brokers run `env` then sleep, so
@@ -124,14 +138,7 @@ func waitCounts(t *testing.T, c client.Client, ns, cfg string, instances, broker
 // deleted broker is recreated; a third pod on a capacity-2 Instance stays
 // Pending; deleting the Configuration removes everything.
 func TestUpstreamE2E(t *testing.T) {
-	env := clustertest.Require(t)
-	c := akritest.Client(t, env)
-	ref := broker(t, env)
-	dir := akritest.ShortDir(t)
-	n := akriNode(t, dir)
-	akritest.Controller(t, env)
-	h := akritest.StartDebugEcho(t, dir, "debugEcho", true)
-	ns := env.Namespace(t)
+	env, c, ref, n, h, ns := standard(t)
 	ctx := context.Background()
 
 	cfg := configuration(ns, "akri-debug-echo-foo", "debugEcho", []string{"bar0", "bar1"}, 2, ref)
@@ -156,18 +163,7 @@ func TestUpstreamE2E(t *testing.T) {
 	// The broker of bar0 got both env names from the device plugin.
 	bar0 := cfg.Name + "-d46b65"
 	podName := n.Name + "-" + bar0 + "-pod"
-	akritest.Eventually(t, 30*time.Second, "broker log shows its device", func(ctx context.Context) error {
-		out, err := env.Kubectl(ctx, "logs", "-n", ns, podName)
-		if err != nil {
-			return fmt.Errorf("%v: %s", err, out)
-		}
-		for _, want := range []string{"DEBUG_ECHO_DESCRIPTION=bar0\n", "DEBUG_ECHO_DESCRIPTION_D46B65=bar0\n"} {
-			if !strings.Contains(string(out), want) {
-				return fmt.Errorf("log lacks %q:\n%s", want, out)
-			}
-		}
-		return nil
-	})
+	akritest.WaitLog(t, env, 30*time.Second, ns, podName, "DEBUG_ECHO_DESCRIPTION=bar0", "DEBUG_ECHO_DESCRIPTION_D46B65=bar0")
 	var pod corev1.Pod
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: podName}, &pod); err != nil {
 		t.Fatal(err)
@@ -392,14 +388,7 @@ func TestUnsharedInvalidAndLateHandler(t *testing.T) {
 // broker's container comes back with its device's environment. A handler
 // that is killed and started again is streamed from again.
 func TestNodeRestartKeepsBroker(t *testing.T) {
-	env := clustertest.Require(t)
-	c := akritest.Client(t, env)
-	ref := broker(t, env)
-	dir := akritest.ShortDir(t)
-	n := akriNode(t, dir)
-	akritest.Controller(t, env)
-	h := akritest.StartDebugEcho(t, dir, "debugEcho", true)
-	ns := env.Namespace(t)
+	env, c, ref, n, h, ns := standard(t)
 	ctx := context.Background()
 
 	cfg := configuration(ns, "restart", "debugEcho", []string{"foo0"}, 1, ref)
@@ -692,7 +681,7 @@ exec %q`, filepath.Join(n.DataDir, "device-plugins"), filepath.Join(n.DataDir, "
 			f.Close()
 			if t.Failed() {
 				b, _ := os.ReadFile(f.Name())
-				t.Logf("upstream %s log:\n%s", name, tailString(string(b), 40))
+				t.Logf("upstream %s log:\n%s", name, nodetest.Tail(string(b), 40))
 			}
 		})
 	}
@@ -708,26 +697,8 @@ exec %q`, filepath.Join(n.DataDir, "device-plugins"), filepath.Join(n.DataDir, "
 		t.Fatal(err)
 	}
 	podName := n.Name + "-" + cfg.Name + "-8120fe-pod"
-	akritest.Eventually(t, 120*time.Second, "upstream broker Running on the wasilet node with the device's env", func(ctx context.Context) error {
-		out, err := env.Kubectl(ctx, "logs", "-n", ns, podName)
-		if err != nil {
-			return fmt.Errorf("%v: %s", err, out)
-		}
-		for _, want := range []string{"DEBUG_ECHO_DESCRIPTION=foo0\n", "DEBUG_ECHO_DESCRIPTION_8120FE=foo0\n"} {
-			if !strings.Contains(string(out), want) {
-				return fmt.Errorf("log lacks %q:\n%s", want, out)
-			}
-		}
-		return nil
-	})
-}
-
-func tailString(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	// The upstream broker runs on the wasilet node with the device's env.
+	akritest.WaitLog(t, env, 120*time.Second, ns, podName, "DEBUG_ECHO_DESCRIPTION=foo0", "DEBUG_ECHO_DESCRIPTION_8120FE=foo0")
 }
 
 // TestStandaloneAgentRestarts runs `wasilet agent` beside a node without its

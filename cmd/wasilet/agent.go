@@ -74,11 +74,10 @@ Environment as Akri: AGENT_NODE_NAME (required unless --node-name),
 DISCOVERY_HANDLERS_DIRECTORY, KUBECONFIG (else in-cluster).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level: %w", err)
+			log, _, err := newLogger(cmd.ErrOrStderr(), logLevel)
+			if err != nil {
+				return err
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			if nodeName == "" {
 				return fmt.Errorf("no node name: set AGENT_NODE_NAME or --node-name")
 			}

@@ -44,11 +44,10 @@ DEBUG_ECHO_INSTANCES_SHARED (true or false); unlike upstream, which requires
 the variable, an unset one means false, with a warning.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level: %w", err)
+			log, level, err := newLogger(cmd.ErrOrStderr(), logLevel)
+			if err != nil {
+				return err
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			if level > slog.LevelDebug {
 				// gRPC logs each failed dial of the agent's socket; our log
 				// already says the agent is not there. Keep its errors only.

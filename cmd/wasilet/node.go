@@ -62,11 +62,11 @@ bootstrapping), then a serving CSR named <node>-tls which an admin approves:
 kubeconfig, node IP and listen address 127.0.0.1).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level: %w", err)
+			logger, _, err := newLogger(cmd.ErrOrStderr(), logLevel)
+			if err != nil {
+				return err
 			}
-			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			cfg.Logger = logger
 			cfg.Out = cmd.ErrOrStderr()
 
 			if clusterState != "" {
@@ -84,7 +84,6 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 					cfg.Address = "127.0.0.1"
 				}
 			}
-			var err error
 			if cpu != "" {
 				if cfg.CPU, err = resource.ParseQuantity(cpu); err != nil {
 					return fmt.Errorf("--cpu %q: %w", cpu, err)

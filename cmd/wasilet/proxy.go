@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -39,11 +38,10 @@ debugEcho), DISCOVERY_HANDLERS_DIRECTORY, AGENT_NODE_NAME (logged),
 DEBUG_ECHO_INSTANCES_SHARED (true|false; the original always said shared).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level: %w", err)
+			log, _, err := newLogger(cmd.ErrOrStderr(), logLevel)
+			if err != nil {
+				return err
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			if !cmd.Flags().Changed("shared") {
 				if v, ok := os.LookupEnv("DEBUG_ECHO_INSTANCES_SHARED"); ok {
 					b, err := strconv.ParseBool(v)

@@ -2,6 +2,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 )
@@ -46,4 +49,13 @@ func exitCode(err error) int {
 		return ee.code
 	}
 	return 1
+}
+
+// newLogger is the text logger on w at the --log-level given.
+func newLogger(w io.Writer, level string) (*slog.Logger, slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, l, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), l, nil
 }

@@ -3,9 +3,11 @@ package akritest
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,7 +65,7 @@ func Start(t testing.TB, name string, env []string, args ...string) *Proc {
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
-			t.Logf("akritest: %s log:\n%s", name, tail(p.Log(), 60))
+			t.Logf("akritest: %s log:\n%s", name, nodetest.Tail(p.Log(), 60))
 		}
 	})
 	return p
@@ -130,14 +132,6 @@ func (p *Proc) signal(sig syscall.Signal, grace time.Duration) {
 func (p *Proc) Log() string {
 	b, _ := os.ReadFile(p.LogPath)
 	return string(b)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // Controller runs `wasilet controller` with the admin kubeconfig.
@@ -260,4 +254,35 @@ func WasmPodSpec(image string, resources corev1.ResourceList, args ...string) co
 			Resources: corev1.ResourceRequirements{Limits: resources, Requests: resources},
 		}},
 	}
+}
+
+// Percentile is the nearest-rank p-th percentile of ds (0 when empty).
+func Percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// Ms is d in milliseconds, for benchmark metrics.
+func Ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// WaitLog waits until `kubectl logs` of pod in ns holds every line of want.
+func WaitLog(t testing.TB, env *clustertest.Env, timeout time.Duration, ns, pod string, want ...string) {
+	t.Helper()
+	Eventually(t, timeout, "log of "+pod, func(ctx context.Context) error {
+		out, err := env.Kubectl(ctx, "logs", "-n", ns, pod)
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(out), w+"\n") {
+				return fmt.Errorf("log lacks %q:\n%s", w, out)
+			}
+		}
+		return nil
+	})
 }

@@ -116,7 +116,7 @@ func Start(t testing.TB, o Options) *Node {
 			n.stop(10 * time.Second)
 			n.deleteNodeObject()
 			if t.Failed() {
-				t.Logf("nodetest: node %s log (%s):\n%s", n.Name, n.LogPath, tail(n.Log(), 100))
+				t.Logf("nodetest: node %s log (%s):\n%s", n.Name, n.LogPath, Tail(n.Log(), 100))
 			} else if !keep {
 				_ = os.RemoveAll(n.DataDir)
 			}
@@ -384,7 +384,7 @@ func (n *Node) Restart(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := n.waitServing(ctx); err != nil {
-		t.Fatalf("nodetest: restart %s: %v\n%s", n.Name, err, tail(n.Log(), 60))
+		t.Fatalf("nodetest: restart %s: %v\n%s", n.Name, err, Tail(n.Log(), 60))
 	}
 	n.WaitReady(t, 2*time.Minute)
 }
@@ -395,7 +395,8 @@ func (n *Node) Log() string {
 	return string(b)
 }
 
-func tail(s string, lines int) string {
+// Tail is the last lines of s.
+func Tail(s string, lines int) string {
 	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(ls) > lines {
 		ls = ls[len(ls)-lines:]
@@ -421,13 +422,13 @@ func (n *Node) approve(ctx context.Context) error {
 	name := n.ServingCSRName()
 	err := poll(ctx, func() error {
 		if !n.Running() {
-			return errStop{fmt.Errorf("node %s exited (%v) before filing its serving CSR:\n%s", n.Name, n.ExitErr(), tail(n.Log(), 40))}
+			return errStop{fmt.Errorf("node %s exited (%v) before filing its serving CSR:\n%s", n.Name, n.ExitErr(), Tail(n.Log(), 40))}
 		}
 		_, err := n.Env.Client.CertificatesV1().CertificateSigningRequests().Get(ctx, name, metav1.GetOptions{})
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("serving CSR %s: %w\nnode log:\n%s", name, err, tail(n.Log(), 40))
+		return fmt.Errorf("serving CSR %s: %w\nnode log:\n%s", name, err, Tail(n.Log(), 40))
 	}
 	if out, err := n.Env.Kubectl(ctx, "certificate", "approve", name); err != nil {
 		return fmt.Errorf("approve %s: %w: %s", name, err, out)
@@ -465,7 +466,7 @@ func (n *Node) waitReady(ctx context.Context) error {
 		return errors.New("no Ready condition yet")
 	})
 	if err != nil {
-		return fmt.Errorf("node %s not Ready: %w\nnode log:\n%s", n.Name, err, tail(n.Log(), 40))
+		return fmt.Errorf("node %s not Ready: %w\nnode log:\n%s", n.Name, err, Tail(n.Log(), 40))
 	}
 	return nil
 }
@@ -636,7 +637,7 @@ func (n *Node) WaitPod(t testing.TB, namespace, name string, timeout time.Durati
 			if last == nil {
 				t.Fatalf("pod %s/%s: %s: not done after %s: %v", namespace, name, what, timeout, lastErr)
 			}
-			t.Fatalf("pod %s/%s: %s: not done after %s\nstatus: %s\nnode log:\n%s", namespace, name, what, timeout, describe(last), tail(n.Log(), 30))
+			t.Fatalf("pod %s/%s: %s: not done after %s\nstatus: %s\nnode log:\n%s", namespace, name, what, timeout, describe(last), Tail(n.Log(), 30))
 			return nil
 		case <-time.After(250 * time.Millisecond):
 		}

@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	akri "github.com/wasilet/wasilet/agent/apis/akri/v0"
+	"github.com/wasilet/wasilet/internal/akritest"
 )
 
 // BenchmarkScenario times the reference scenario as its user sees it:
@@ -73,10 +72,10 @@ func BenchmarkScenario(b *testing.B) {
 					s.waitGone(b, pod)
 				}
 			}
-			p50[m.name] = pct(ds, 50)
+			p50[m.name] = akritest.Percentile(ds, 50)
 			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(ms(pct(ds, 50)), "applied→log-p50-ms")
-			b.ReportMetric(ms(pct(ds, 99)), "applied→log-p99-ms")
+			b.ReportMetric(akritest.Ms(akritest.Percentile(ds, 50)), "applied→log-p50-ms")
+			b.ReportMetric(akritest.Ms(akritest.Percentile(ds, 99)), "applied→log-p99-ms")
 			b.ReportMetric(float64(len(ds)), "runs")
 			b.Logf("%s: Configuration applied → broker log line: %v", m.name, ds)
 		})
@@ -85,18 +84,6 @@ func BenchmarkScenario(b *testing.B) {
 		b.Logf("p50 speed-up over the original's timing: %.1f×", float64(o)/float64(a))
 	}
 }
-
-func pct(ds []time.Duration, p float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // warmBroker pulls and compiles the broker module on the node once.
 func (s *scenario) warmBroker(b *testing.B) {
