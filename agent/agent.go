@@ -267,13 +267,23 @@ func (a *Agent) watchRegistry(ctx context.Context) {
 func (a *Agent) enqueueConfig(namespace, name string) {
 	c := &akri.Configuration{}
 	c.Namespace, c.Name = namespace, name
-	a.configEvents <- event.GenericEvent{Object: c}
+	send(a.configEvents, event.GenericEvent{Object: c})
 }
 
 func (a *Agent) enqueueInstance(namespace, name string) {
 	in := &akri.Instance{}
 	in.Namespace, in.Name = namespace, name
-	a.instanceEvents <- event.GenericEvent{Object: in}
+	send(a.instanceEvents, event.GenericEvent{Object: in})
+}
+
+// send queues ev without blocking the caller (a Discover stream, a
+// reconciler): when the buffer is full, a goroutine waits to deliver it.
+func send(ch chan event.GenericEvent, ev event.GenericEvent) {
+	select {
+	case ch <- ev:
+	default:
+		go func() { ch <- ev }()
+	}
 }
 
 func fileExists(path string) bool {

@@ -162,6 +162,14 @@ func (c *configurations) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	st.sync(c, &cfg, dreq, endpoints)
 
 	desired, settled, next := st.desired(&cfg, a.opts.NodeName, a.opts.LostGrace)
+	for _, h := range st.gone(a.opts.LostGrace) {
+		// A handler whose socket is gone and that has not come back within
+		// the grace is forgotten (it registers again when it returns), so
+		// that no stream keeps dialling it.
+		if h.Network || !fileExists(h.Endpoint) {
+			a.registry.Remove(h.UID())
+		}
+	}
 	if next > 0 {
 		requeue = next
 	}
@@ -367,6 +375,24 @@ func (st *configState) desired(cfg *akri.Configuration, node string, lostGrace t
 		}
 	}
 	return out, settled, next
+}
+
+// gone lists the endpoints whose stream has been broken for longer than
+// grace (network endpoints: ten times longer).
+func (st *configState) gone(grace time.Duration) []Handler {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []Handler
+	for _, l := range st.lists {
+		g := grace
+		if l.handler.Network {
+			g *= 10
+		}
+		if !l.lostAt.IsZero() && time.Since(l.lostAt) > g {
+			out = append(out, l.handler)
+		}
+	}
+	return out
 }
 
 // offline returns how long a vanished shared device still stays (0: leave).
