@@ -16,6 +16,7 @@ import (
 
 	akri "github.com/wasilet/wasilet/agent/apis/akri/v0"
 	"github.com/wasilet/wasilet/internal/akritest"
+	"github.com/wasilet/wasilet/internal/nodetest"
 )
 
 // BenchmarkScenario times the reference scenario as its user sees it:
@@ -66,6 +67,9 @@ func BenchmarkScenario(b *testing.B) {
 						time.Sleep(10 * time.Millisecond)
 					}
 					ds = append(ds, time.Since(start))
+					if d := time.Since(start); d > 3*time.Second && os.Getenv("WASILET_BENCH_DEBUG") != "" {
+						b.Logf("slow run %s (%s); proxy log:\n%s\nnode log:\n%s", name, d, nodetest.Tail(s.proxy.Log(), 40), nodetest.Tail(s.node.Log(), 200))
+					}
 					if out, err := s.env.Kubectl(context.Background(), "delete", "-n", s.ns, "akric", name, "--wait=true"); err != nil {
 						b.Fatalf("%v: %s", err, out)
 					}
