@@ -321,6 +321,38 @@ func TestPodFailsWithTerminationMessage(t *testing.T) {
 	}
 }
 
+// A guest that writes the node's own "image changed" text as its
+// termination message is an ordinary failure: restartPolicy Never holds,
+// and under Always it backs off (the node once restarted it at once,
+// thousands of times in 30 s).
+func TestGuestCannotFakeImageChange(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	pod := testPod("fake", corev1.RestartPolicyNever, ctr("c", "fail", errImageChanged.Error()))
+	h.p.CreatePod(context.Background(), pod)
+	got := h.waitFor(pod, "Failed", phaseIs(corev1.PodFailed))
+	if st := got.Status.ContainerStatuses[0]; st.RestartCount != 0 || st.State.Terminated == nil || st.State.Terminated.Message != errImageChanged.Error() {
+		t.Fatalf("status: %+v", st)
+	}
+	loop := testPod("fakeloop", corev1.RestartPolicyAlways, ctr("c", "fail", errImageChanged.Error()))
+	h.p.CreatePod(context.Background(), loop)
+	got = h.waitFor(loop, "CrashLoopBackOff", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "CrashLoopBackOff"
+	})
+	time.Sleep(500 * time.Millisecond)
+	h.p.mu.Lock()
+	w := h.p.workers[key(loop.Namespace, loop.Name)]
+	h.p.mu.Unlock()
+	w.mu.Lock()
+	restarts := w.rec.container("c", false).RestartCount
+	w.mu.Unlock()
+	// Back-off 50 ms doubling to 200 ms: a handful of restarts in 0.5 s,
+	// not hundreds.
+	if restarts > 10 {
+		t.Errorf("%d restarts in about 0.5 s: no back-off", restarts)
+	}
+}
+
 func TestOOMKilled(t *testing.T) {
 	h := newHarness(t, t.TempDir(), nil)
 	c := ctr("c", "oom")

@@ -26,6 +26,10 @@ type termination struct {
 	StartedAt   time.Time `json:"startedAt,omitzero"`
 	FinishedAt  time.Time `json:"finishedAt,omitzero"`
 	ContainerID string    `json:"containerID,omitempty"`
+	// imageChanged: the node stopped the container because its image
+	// changed (restart at once, whatever the restart policy). Set only by
+	// the node itself, never read from anything a guest writes.
+	imageChanged bool
 }
 
 // containerRecord is the node's memory of one container of a pod; it is

@@ -587,7 +587,7 @@ func (w *podWorker) containerLoop(ctx context.Context, name string, init bool, v
 		pod := w.pod
 		cr := w.rec.container(name, init)
 		restartable := isRestartableInit(pod, cr)
-		imageChanged := term.Reason == "Error" && term.Message == errImageChanged.Error()
+		imageChanged := term.imageChanged
 		if !imageChanged && !restartAfter(pod.Spec.RestartPolicy, init, term.ExitCode, restartable) {
 			cr.Phase = phaseTerminated
 			cr.Term = term
@@ -864,6 +864,7 @@ func (w *podWorker) runOnce(ctx context.Context, c *corev1.Container, init bool,
 		switch {
 		case errors.Is(cause, errImageChanged):
 			term.Message = errImageChanged.Error()
+			term.imageChanged = true
 		case w.stopReason == stopDeleted:
 			term.Message = "stopped when the pod was deleted (Wasm guests cannot receive SIGTERM)"
 		case w.stopReason == stopFailed:
