@@ -76,7 +76,7 @@ func (r *brokerReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 // 10 s), which made an occasional broker take 10 s instead of 0.3 s.
 const (
 	resourceWait      = 10 * time.Second
-	resourceWaitCheck = 50 * time.Millisecond
+	resourceWaitCheck = 20 * time.Millisecond
 )
 
 // resourceReady says whether node advertises resource (or cannot be
