@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // WriteFile writes data with permissions perm to path through a temporary
@@ -28,4 +29,15 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// SetAside renames a file that could not be read (corrupt state) to
+// <path>.corrupt-<UTC time>, so that it is kept for inspection and the next
+// write starts afresh. It returns the new path.
+func SetAside(path string) (string, error) {
+	aside := path + ".corrupt-" + time.Now().UTC().Format("20060102T150405.000000000Z")
+	if err := os.Rename(path, aside); err != nil {
+		return "", err
+	}
+	return aside, nil
 }

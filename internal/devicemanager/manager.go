@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	"github.com/wasilet/wasilet/internal/atomicfile"
 	"github.com/wasilet/wasilet/internal/grpcsock"
 )
 
@@ -185,8 +186,13 @@ func (m *Manager) Start() error {
 	}
 	if err := m.restoreLocked(); err != nil {
 		// Like the kubelet: go on without the allocations rather than refuse
-		// to run; the error is visible in the log.
-		m.log.Error("device allocations not restored", "path", m.opts.CheckpointPath, "err", err)
+		// to run; the error is visible in the log, and the corrupt file is
+		// kept aside (the next checkpoint would overwrite it).
+		aside, aerr := atomicfile.SetAside(m.opts.CheckpointPath)
+		if aerr != nil {
+			aside = "(could not move it: " + aerr.Error() + ")"
+		}
+		m.log.Error("device allocations not restored: checkpoint set aside", "path", m.opts.CheckpointPath, "aside", aside, "err", err)
 	}
 	if err := m.cleanupSockets(); err != nil {
 		return fmt.Errorf("device manager: clean %s: %w", m.opts.Dir, err)

@@ -438,6 +438,14 @@ func TestCorruptCheckpointIgnored(t *testing.T) {
 	if len(m.AllocatedPods()) != 0 {
 		t.Fatal("pods restored from a corrupt checkpoint")
 	}
+	// The corrupt file is kept aside for inspection, not overwritten.
+	aside, _ := filepath.Glob(filepath.Join(dir, CheckpointFile+".corrupt-*"))
+	if len(aside) != 1 {
+		t.Fatalf("corrupt checkpoint not set aside: %v", aside)
+	}
+	if b, _ := os.ReadFile(aside[0]); !strings.Contains(string(b), `"Checksum":1`) {
+		t.Errorf("set-aside file holds %q", b)
+	}
 }
 
 func TestPluginDeathDropsAllocatable(t *testing.T) {

@@ -353,6 +353,29 @@ func TestGuestCannotFakeImageChange(t *testing.T) {
 	}
 }
 
+// A corrupt state.json is set aside with a warning and the pod starts from
+// its spec: never fatal.
+func TestCorruptStateSetAside(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, dir, nil)
+	pod := testPod("corrupt", corev1.RestartPolicyNever, ctr("c", "echo", "hi"))
+	pdir := filepath.Join(dir, "pods", string(pod.UID))
+	if err := os.MkdirAll(pdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(statePath(pdir), []byte(`{"uid": "half-writ`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.p.CreatePod(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor(pod, "Succeeded", phaseIs(corev1.PodSucceeded))
+	aside, _ := filepath.Glob(statePath(pdir) + ".corrupt-*")
+	if len(aside) != 1 {
+		t.Fatalf("corrupt state not set aside: %v", aside)
+	}
+}
+
 func TestOOMKilled(t *testing.T) {
 	h := newHarness(t, t.TempDir(), nil)
 	c := ctr("c", "oom")

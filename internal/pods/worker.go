@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/wasilet/wasilet/internal/atomicfile"
 	"github.com/wasilet/wasilet/internal/devicemanager"
 	"github.com/wasilet/wasilet/runtime"
 )
@@ -89,7 +90,13 @@ func newPodWorker(p *Provider, pod *corev1.Pod) (*podWorker, error) {
 		rec.syncContainers(pod)
 		w.rec = rec
 	case err != nil && !errors.Is(err, os.ErrNotExist):
-		log.G(p.baseCtx).WithError(err).Warnf("pod %s/%s: ignoring unreadable saved state", pod.Namespace, pod.Name)
+		// A corrupt state.json is kept aside for inspection and the pod
+		// starts from its spec: never fatal.
+		aside, aerr := atomicfile.SetAside(statePath(w.dir))
+		if aerr != nil {
+			aside = "(could not move it: " + aerr.Error() + ")"
+		}
+		log.G(p.baseCtx).WithError(err).Warnf("pod %s/%s: unreadable saved state set aside as %s; starting from the pod spec", pod.Namespace, pod.Name, aside)
 		fallthrough
 	default:
 		w.rec = newPodRecord(pod, now)
