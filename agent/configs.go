@@ -182,7 +182,11 @@ func (c *configurations) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	var errs []error
 	names := slices.Sorted(maps.Keys(desired))
 	for _, name := range names {
-		if err := a.applyInstance(ctx, &cfg, desired[name]); err != nil {
+		if err := a.applyInstance(ctx, &cfg, desired[name]); errors.Is(err, errBeingDeleted) {
+			// Not a failure: no back-off. Its deletion wakes us, and a
+			// short requeue covers a missed event.
+			requeue = minPositive(requeue, 200*time.Millisecond)
+		} else if err != nil {
 			errs = append(errs, err)
 		}
 	}

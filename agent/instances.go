@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -17,6 +18,9 @@ import (
 )
 
 var apiVersion = akri.SchemeGroupVersion.String()
+
+// errBeingDeleted: the Instance to apply is still being deleted.
+var errBeingDeleted = errors.New("instance is being deleted")
 
 // brokerProperties are the device's properties overlaid by the
 // Configuration's brokerProperties (the Configuration wins, as upstream).
@@ -93,9 +97,10 @@ func (a *Agent) applyInstance(ctx context.Context, cfg *akri.Configuration, d *d
 			return nil
 		}
 		if cached.DeletionTimestamp != nil {
-			// Being deleted (Configuration recreated, or the last node
-			// left): apply again once it is gone.
-			return fmt.Errorf("instance %s/%s is being deleted; will apply again", cfg.Namespace, d.instance)
+			// Being deleted (the device went and came back, or the
+			// Configuration was recreated): apply again once it is gone
+			// (its deletion wakes the Configuration; see plugins.Reconcile).
+			return errBeingDeleted
 		}
 	case !apierrors.IsNotFound(err):
 		return err
@@ -127,23 +132,49 @@ func (a *Agent) leaveInstance(ctx context.Context, cfg *akri.Configuration, in *
 }
 
 // applyFinalizer adds (or, with add false, releases) this node's finalizer
-// on an object, by server-side apply with field manager <node>-fin:
-// metadata.finalizers is a set, so each node owns its own entry.
+// on an object. Adding is a server-side apply with field manager
+// <node>-fin (metadata.finalizers is a set: each node owns its own entry).
+// Releasing is a JSON patch that removes exactly this node's entry: an apply
+// could create an object deleted meanwhile (and fail its validation), and
+// must not fail on one that is terminating.
 func (a *Agent) applyFinalizer(ctx context.Context, gvr schema.GroupVersionResource, kind, namespace, name string, add bool) error {
-	meta := map[string]any{"name": name, "namespace": namespace}
-	if add {
-		meta["finalizers"] = []string{a.opts.NodeName}
+	if !add {
+		return a.removeFinalizer(ctx, gvr, namespace, name)
 	}
+	meta := map[string]any{"name": name, "namespace": namespace, "finalizers": []string{a.opts.NodeName}}
 	body := map[string]any{"apiVersion": apiVersion, "kind": kind, "metadata": meta}
-	err := a.apply(ctx, gvr, namespace, name, body, a.opts.NodeName+"-fin", false)
-	if !add && err != nil && (apierrors.IsNotFound(err) || apierrors.IsInvalid(err)) {
-		// Releasing the finalizer of an object that is gone meanwhile: the
-		// apply would create it and fail validation. Gone is done.
-		if _, gerr := a.dyn.Resource(gvr).Namespace(namespace).Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(gerr) {
+	return a.apply(ctx, gvr, namespace, name, body, a.opts.NodeName+"-fin", false)
+}
+
+func (a *Agent) removeFinalizer(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) error {
+	res := a.dyn.Resource(gvr).Namespace(namespace)
+	for attempt := 0; attempt < 5; attempt++ {
+		obj, err := res.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
 			return nil
 		}
+		if err != nil {
+			return err
+		}
+		i := slices.Index(obj.GetFinalizers(), a.opts.NodeName)
+		if i < 0 {
+			return nil
+		}
+		path := fmt.Sprintf("/metadata/finalizers/%d", i)
+		patch, _ := json.Marshal([]map[string]any{
+			{"op": "test", "path": path, "value": a.opts.NodeName},
+			{"op": "remove", "path": path},
+		})
+		_, err = res.Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: a.opts.NodeName + "-fin"})
+		if err == nil || apierrors.IsNotFound(err) {
+			return nil
+		}
+		if !apierrors.IsInvalid(err) && !apierrors.IsConflict(err) {
+			// (a failed "test" op is Invalid: the list changed; read again)
+			return fmt.Errorf("remove finalizer %s from %s %s/%s: %w", a.opts.NodeName, gvr.Resource, namespace, name, err)
+		}
 	}
-	return err
+	return fmt.Errorf("remove finalizer %s from %s %s/%s: the list kept changing", a.opts.NodeName, gvr.Resource, namespace, name)
 }
 
 // apply sends a server-side apply patch.

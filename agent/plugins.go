@@ -127,6 +127,13 @@ func (p *plugins) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 	d := p.devices[req.NamespacedName]
 	p.mu.Unlock()
 	serve := exists && in.DeletionTimestamp == nil && slices.Contains(in.Spec.Nodes, node) && d != nil
+	if !exists || in.DeletionTimestamp != nil {
+		// Its Configuration may want it back (a device that went and came
+		// back while the Instance was being deleted).
+		if cfg := configOf(req.Name, in.Spec.ConfigurationName); cfg != "" {
+			a.enqueueConfig(req.Namespace, cfg)
+		}
+	}
 	if !serve {
 		p.removeInstance(req.NamespacedName)
 		if exists && slices.Contains(in.Finalizers, node) {
@@ -678,4 +685,16 @@ func (p *plugins) reclaim(ctx context.Context, used usedSet, now time.Time) {
 			}
 		}()
 	}
+}
+
+// configOf is the Configuration of an Instance: spec.configurationName when
+// known, else the name without its -<hash> suffix.
+func configOf(instance, configuration string) string {
+	if configuration != "" {
+		return configuration
+	}
+	if i := strings.LastIndex(instance, "-"); i > 0 && akri.InstanceHash(instance[:i], instance) != "" {
+		return instance[:i]
+	}
+	return ""
 }

@@ -71,7 +71,7 @@ func (r *brokerReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 }
 
 // Broker pods wait, for at most resourceWait after the Instance appeared,
-// until their node advertises the Instance's resource: a pod the scheduler
+// until their node advertises the Instance's resource (allocatable > 0): a pod the scheduler
 // sees first is marked unschedulable and retried with back-off (1 s up to
 // 10 s), which made an occasional broker take 10 s instead of 0.3 s.
 const (
@@ -89,8 +89,9 @@ func (r *brokerReconciler) resourceReady(ctx context.Context, inst *akriv0.Insta
 	if err := r.client.Get(ctx, types.NamespacedName{Name: node}, &n); err != nil {
 		return true
 	}
-	_, ok := n.Status.Allocatable[corev1.ResourceName(akriv0.ResourceName(inst.Name))]
-	return ok
+	// Present with 0 while the node's plugin (re-)registers: wait too.
+	q, ok := n.Status.Allocatable[corev1.ResourceName(akriv0.ResourceName(inst.Name))]
+	return ok && !q.IsZero()
 }
 
 func asksPlaceholder(spec *corev1.PodSpec) bool {
