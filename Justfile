@@ -62,3 +62,7 @@ demo-down: build
 bench: tools wasm build
     WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" WASILET_WASM_DIR="$PWD/bin/wasm" WASILET_BIN="$PWD/bin/wasilet" \
       go test -p 1 -run '^$' -bench . -benchmem -count 1 -timeout 30m ./...
+
+# Fuzz every Go fuzz target for `seconds` each, one after the other; stops at the first failure (seed corpora already run in `go test`).
+fuzz seconds="30":
+    hack/fuzz.sh '{{seconds}}'

@@ -10,16 +10,17 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"sigs.k8s.io/yaml"
 
 	"github.com/wasilet/wasilet/proto/v0"
 	"github.com/wasilet/wasilet/proxy/exchange"
@@ -244,21 +245,127 @@ func ids(devs []*v0.Device) []string {
 }
 
 // Input is the in.in the proxy writes for a request: its discoveryDetails
-// (YAML) as a JSON object, e.g. {"descriptions":["foo0"]}.
+// (YAML) as a JSON object, e.g. {"descriptions":["foo0"]}. Empty details, or
+// a null document, are {}. Scalars keep the text they have in YAML wherever
+// JSON can carry it, so a handler reads from in.in what a native handler
+// reads from the details (YAML 1.2, as debugecho.ParseDetails): 1.50 stays
+// 1.50, and yes, 0x1F or .inf, which are no JSON literals, become strings.
 func Input(req *v0.DiscoverRequest) ([]byte, error) {
-	details := req.GetDiscoveryDetails()
-	if len(bytes.TrimSpace([]byte(details))) == 0 {
-		details = "{}"
-	}
-	j, err := yaml.YAMLToJSON([]byte(details))
-	if err != nil {
+	details := []byte(req.GetDiscoveryDetails())
+	var doc yaml.Node
+	if err := yaml.Unmarshal(details, &doc); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "discoveryDetails are not valid YAML: %v", err)
 	}
-	var obj map[string]any
-	if err := json.Unmarshal(j, &obj); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "discoveryDetails must be a YAML mapping: %v", err)
+	// Decoding once checks what the walk below does not: excessive
+	// aliasing and duplicate keys.
+	var probe any
+	if err := doc.Decode(&probe); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "discoveryDetails: %v", err)
 	}
-	return json.Marshal(obj)
+	if probe == nil {
+		return []byte("{}"), nil
+	}
+	if root := doc.Content[0]; root.Kind != yaml.MappingNode && (root.Kind != yaml.AliasNode || root.Alias.Kind != yaml.MappingNode) {
+		return nil, status.Errorf(codes.InvalidArgument, "discoveryDetails must be a YAML mapping, not %s", root.ShortTag())
+	}
+	v, err := yamlToJSON(doc.Content[0])
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "discoveryDetails: %v", err)
+	}
+	return json.Marshal(v)
+}
+
+var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+
+// yamlToJSON converts a YAML node to a value json.Marshal writes with the
+// node's scalar text (see Input).
+func yamlToJSON(n *yaml.Node) (any, error) {
+	switch n.Kind {
+	case yaml.AliasNode:
+		return yamlToJSON(n.Alias)
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := yamlToJSON(c)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	case yaml.MappingNode:
+		out := map[string]any{}
+		if err := mergeMapping(out, n); err != nil {
+			return nil, err
+		}
+		return out, nil
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!null":
+			return nil, nil
+		case "!!bool":
+			if n.Value == "true" || n.Value == "false" {
+				return n.Value == "true", nil
+			}
+		case "!!int", "!!float":
+			if jsonNumber.MatchString(n.Value) {
+				return json.Number(n.Value), nil
+			}
+		}
+		var s string
+		if err := n.Decode(&s); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("line %d: unexpected YAML node", n.Line)
+}
+
+// mergeMapping adds the keys of mapping n to out: merged ones (<<) first,
+// so that the mapping's own keys win.
+func mergeMapping(out map[string]any, n *yaml.Node) error {
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: only mappings can be merged", n.Line)
+	}
+	for pass := range 2 {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			merge := k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge"
+			switch {
+			case pass == 0 && merge:
+				for v.Kind == yaml.AliasNode {
+					v = v.Alias
+				}
+				srcs := []*yaml.Node{v}
+				if v.Kind == yaml.SequenceNode {
+					srcs = v.Content
+				}
+				// Of merged mappings, the first wins.
+				for _, src := range slices.Backward(srcs) {
+					if err := mergeMapping(out, src); err != nil {
+						return err
+					}
+				}
+			case pass == 1 && !merge:
+				if k.Kind != yaml.ScalarNode {
+					return fmt.Errorf("line %d: a mapping key is not a scalar", k.Line)
+				}
+				var key string
+				if err := k.Decode(&key); err != nil {
+					return err
+				}
+				val, err := yamlToJSON(v)
+				if err != nil {
+					return err
+				}
+				out[key] = val
+			}
+		}
+	}
+	return nil
 }
 
 // Discover serves one Discover stream: the request is written for the

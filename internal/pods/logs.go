@@ -225,43 +225,54 @@ type logEntry struct {
 	Content []byte
 }
 
-// readLogEntries parses a whole CRI log file into logical lines. Malformed
-// lines are skipped. A trailing run of partial records without its final
-// record is returned as pending (the writer may still complete it).
-func readLogEntries(data []byte) (entries []logEntry, consumed int) {
-	pending := map[string]*logEntry{}
-	off := 0
-	for off < len(data) {
-		nl := bytes.IndexByte(data[off:], '\n')
+// logParser joins the partial records of a CRI log across reads of a
+// growing file: a run of partial records whose final record has not been
+// written yet stays pending in the parser, not in the file offset, so the
+// next read starts after the last complete line and nothing is served twice
+// or lost.
+type logParser struct {
+	pending map[string]*logEntry
+}
+
+// feed parses the complete lines of data (malformed ones are skipped) and
+// returns the logical lines they finish and the bytes consumed: up to the
+// end of the last complete line. An incomplete record at the end is left
+// for the next call (the writer is mid-write).
+func (p *logParser) feed(data []byte) (entries []logEntry, consumed int) {
+	if p.pending == nil {
+		p.pending = map[string]*logEntry{}
+	}
+	for consumed < len(data) {
+		nl := bytes.IndexByte(data[consumed:], '\n')
 		if nl < 0 {
-			break // incomplete record at the end: the writer is mid-write
+			break
 		}
-		line := data[off : off+nl]
-		off += nl + 1
+		line := data[consumed : consumed+nl]
+		consumed += nl + 1
 		rec, err := parseLogRecord(line)
 		if err != nil {
-			consumed = off
 			continue
 		}
-		e := pending[rec.Stream]
+		e := p.pending[rec.Stream]
 		if e == nil {
 			e = &logEntry{Time: rec.Time, TimeRaw: rec.TimeRaw, Stream: rec.Stream}
 		}
 		e.Content = append(e.Content, rec.Content...)
 		if rec.Partial {
-			pending[rec.Stream] = e
+			p.pending[rec.Stream] = e
 			continue
 		}
-		delete(pending, rec.Stream)
+		delete(p.pending, rec.Stream)
 		entries = append(entries, *e)
-		if len(pending) == 0 {
-			consumed = off
-		}
-	}
-	if len(pending) == 0 {
-		consumed = off
 	}
 	return entries, consumed
+}
+
+// readLogEntries parses a whole CRI log file into logical lines (see
+// logParser.feed); a followed file is read with one logParser instead.
+func readLogEntries(data []byte) (entries []logEntry, consumed int) {
+	var p logParser
+	return p.feed(data)
 }
 
 // formatEntry renders a logical line the way the kubelet serves it.
@@ -289,7 +300,8 @@ func (r *logReader) stream(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("read log %s: %w", r.path, err)
 	}
-	entries, consumed := readLogEntries(data)
+	var parser logParser
+	entries, consumed := parser.feed(data)
 	since := r.opts.SinceTime
 	if r.opts.SinceSeconds > 0 {
 		since = time.Now().Add(-time.Duration(r.opts.SinceSeconds) * time.Second)
@@ -336,7 +348,7 @@ func (r *logReader) stream(ctx context.Context, w io.Writer) error {
 			return fmt.Errorf("follow log %s: %w", r.path, rerr)
 		}
 		rest = append(rest, chunk...)
-		entries, n := readLogEntries(rest)
+		entries, n := parser.feed(rest)
 		rest = rest[n:]
 		buf.Reset()
 		for _, e := range entries {
@@ -358,7 +370,7 @@ func (r *logReader) stream(ctx context.Context, w io.Writer) error {
 			// completely before the rename), then continue with the new.
 			if nf, err := os.Open(r.path); err == nil {
 				tail, _ := io.ReadAll(br)
-				if ents, _ := readLogEntries(append(rest, tail...)); len(ents) > 0 {
+				if ents, _ := parser.feed(append(rest, tail...)); len(ents) > 0 {
 					buf.Reset()
 					for _, e := range ents {
 						if since.IsZero() || !e.Time.Before(since) {
