@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,5 +158,16 @@ func TestDesiredMergesEndpoints(t *testing.T) {
 	}
 	if got, _, _ := st.desired(cfg, "my_node", 0); len(got) != 1 {
 		t.Errorf("after grace: %v", got)
+	}
+}
+
+func TestCheckResourceName(t *testing.T) {
+	if err := checkResourceName("akri-debug-echo-8120fe"); err != nil {
+		t.Errorf("valid name refused: %v", err)
+	}
+	long := strings.Repeat("c", 57) + "-8120fe" // a 57-character Configuration
+	err := checkResourceName(long)
+	if err == nil || !strings.Contains(err.Error(), "akri.sh/"+long) || !strings.Contains(err.Error(), "63") {
+		t.Errorf("checkResourceName(%d chars) = %v", len(long), err)
 	}
 }

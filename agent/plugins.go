@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -14,8 +15,10 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -148,6 +151,13 @@ func (p *plugins) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 				return ctrl.Result{}, err
 			}
 		}
+		return ctrl.Result{}, nil
+	}
+	if err := checkResourceName(in.Name); err != nil {
+		// A Configuration name of 57+ characters: no kubelet accepts
+		// akri.sh/<instance>. Say so once; the Instance stays for the record.
+		a.recorder.Eventf(&in, corev1.EventTypeWarning, "DevicePluginNotServed", "no device plugin for this Instance: %v (shorten the Configuration's name)", err)
+		p.removeInstance(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	if !slices.Contains(in.Finalizers, node) {
@@ -697,4 +707,14 @@ func configOf(instance, configuration string) string {
 		return instance[:i]
 	}
 	return ""
+}
+
+// checkResourceName says why akri.sh/<name> cannot be an extended resource
+// (the part after the slash must be a qualified name: at most 63
+// characters, alphanumerics, '-', '_', '.').
+func checkResourceName(name string) error {
+	if errs := validation.IsQualifiedName(name); len(errs) > 0 {
+		return fmt.Errorf("resource %s is not a valid extended resource name: %s", resourceName(name), strings.Join(errs, "; "))
+	}
+	return nil
 }

@@ -381,6 +381,27 @@ func TestUnsharedInvalidAndLateHandler(t *testing.T) {
 	if ins, _ := akritest.Instances(ctx, c, ns, bad.Name); len(ins) != 0 {
 		t.Errorf("invalid configuration has instances %v", instanceNames(ins))
 	}
+
+	// A 57-character Configuration name makes akri.sh/<instance> too long
+	// for any kubelet: the Instance is written, no plugin is served, and an
+	// Event says why.
+	long := configuration(ns, strings.Repeat("c", 57), "localEcho", []string{"dev"}, 1, ref)
+	long.Spec.BrokerSpec, long.Spec.InstanceServiceSpec, long.Spec.ConfigurationServiceSpec = nil, nil, nil
+	if err := c.Create(ctx, long); err != nil {
+		t.Fatal(err)
+	}
+	akritest.Eventually(t, 30*time.Second, "a warning that the Instance gets no device plugin", func(ctx context.Context) error {
+		var evs corev1.EventList
+		if err := c.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.Reason == "DevicePluginNotServed" && strings.HasPrefix(e.InvolvedObject.Name, long.Name+"-") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no DevicePluginNotServed event among %d", len(evs.Items))
+	})
 }
 
 // TestNodeRestartKeepsBroker: a restart of the node (and its in-process
