@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -73,27 +72,11 @@ type request struct {
 
 	devices  []*v0.Device // the last good list
 	have     bool
-	changed  chan struct{} // closed and replaced when devices change
-	outStamp fileStamp     // of the out.out last read
-	badSeen  string        // the last malformed-output reason logged
-	asked    time.Time     // when in.in was written (silence timer)
-	silent   bool          // silence already reported
-}
-
-// fileStamp tells a rewritten out.out: the handler renames a new file over
-// it, so the inode changes even where timestamps are coarse.
-type fileStamp struct {
-	mod   time.Time
-	size  int64
-	inode uint64
-}
-
-func stampOf(fi os.FileInfo) fileStamp {
-	s := fileStamp{mod: fi.ModTime(), size: fi.Size()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.inode = st.Ino
-	}
-	return s
+	changed  chan struct{}  // closed and replaced when devices change
+	outStamp exchange.Stamp // of the out.out last read
+	badSeen  string         // the last malformed-output reason logged
+	asked    time.Time      // when in.in was written (silence timer)
+	silent   bool           // silence already reported
 }
 
 // New returns a proxy over opts.Dir (created if missing).
@@ -192,7 +175,7 @@ func (p *Proxy) readLocked(r *request, now time.Time) {
 		}
 		return
 	}
-	stamp := stampOf(fi)
+	stamp := exchange.StampOf(fi)
 	if stamp == r.outStamp {
 		return
 	}

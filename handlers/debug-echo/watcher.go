@@ -20,36 +20,19 @@ import (
 // changes apart: the exchange directory is listed again at least this often.
 const rescanEvery = 5 * time.Second
 
-// stamp identifies a version of a file without reading it. The zero stamp is
-// a missing file.
-type stamp struct {
-	exists bool
-	mod    int64 // UnixNano
-	size   int64
-	id     uint64 // inode, or 0
-}
-
-func statFile(path string) stamp {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return stamp{}
-	}
-	return stamp{exists: true, mod: fi.ModTime().UnixNano(), size: fi.Size(), id: fileID(fi)}
-}
-
 // watcher answers the requests in an exchange directory. It is driven by
 // step and is not safe for concurrent use.
 type watcher struct {
 	dir            string
 	stdout, stderr io.Writer
 
-	started bool  // the availability file was checked once
-	avail   stamp // of the availability file, as last read
+	started bool           // the availability file was checked once
+	avail   exchange.Stamp // of the availability file, as last read
 	online  bool
 
-	dirStamp stamp     // of dir, as last listed
-	listed   time.Time // when dir was last listed
-	subdirs  []string  // dir's sub-directories, as last listed
+	dirStamp exchange.Stamp // of dir, as last listed
+	listed   time.Time      // when dir was last listed
+	subdirs  []string       // dir's sub-directories, as last listed
 
 	requests map[string]*request // by directory
 	problems map[string]string   // directory-wide problem last logged, by topic
@@ -57,14 +40,14 @@ type watcher struct {
 
 // request is what the watcher knows of one request directory.
 type request struct {
-	in           stamp // of the in.in last read
+	in           exchange.Stamp // of the in.in last read
 	descriptions []string
 	valid        bool   // descriptions come from a valid in.in
 	problem      string // in.in problem last logged
 
-	out        stamp  // of out.out, as last read or written
-	outContent []byte // its content then (nil: missing or unreadable)
-	outProblem string // write problem last logged
+	out        exchange.Stamp // of out.out, as last read or written
+	outContent []byte         // its content then (nil: missing or unreadable)
+	outProblem string         // write problem last logged
 }
 
 func newWatcher(dir string, stdout, stderr io.Writer) *watcher {
@@ -98,12 +81,12 @@ func (w *watcher) step(now time.Time) {
 // file means online; an unreadable one keeps the last state.
 func (w *watcher) checkAvailability() {
 	path := filepath.Join(w.dir, exchange.AvailabilityFile)
-	st := statFile(path)
+	st := exchange.StatFile(path)
 	if w.started && st == w.avail {
 		return
 	}
 	online := true
-	if st.exists {
+	if st.Exists {
 		b, err := os.ReadFile(path)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			w.report("availability", err)
@@ -125,15 +108,15 @@ func (w *watcher) checkAvailability() {
 
 type requestDir struct {
 	path string
-	in   stamp // of its in.in
+	in   exchange.Stamp // of its in.in
 }
 
 // requestDirs returns the same directories as exchange.RequestDirs, with the
 // stamp of their in.in, but lists dir only when its stamp changed (an entry
 // was added, removed or renamed) or rescanEvery passed.
 func (w *watcher) requestDirs(now time.Time) ([]requestDir, error) {
-	st := statFile(w.dir)
-	if !st.exists {
+	st := exchange.StatFile(w.dir)
+	if !st.Exists {
 		return nil, fmt.Errorf("exchange directory %s is missing or unreadable; waiting for it", w.dir)
 	}
 	if st != w.dirStamp || now.Sub(w.listed) >= rescanEvery || now.Before(w.listed) {
@@ -151,11 +134,11 @@ func (w *watcher) requestDirs(now time.Time) ([]requestDir, error) {
 	}
 	var dirs []requestDir
 	for i, d := range append([]string{w.dir}, w.subdirs...) {
-		in := statFile(filepath.Join(d, exchange.InFile))
-		if in.exists {
+		in := exchange.StatFile(filepath.Join(d, exchange.InFile))
+		if in.Exists {
 			dirs = append(dirs, requestDir{path: d, in: in})
-		} else if i > 0 && !statFile(d).exists {
-			w.dirStamp = stamp{} // a sub-directory vanished: list again next time
+		} else if i > 0 && !exchange.StatFile(d).Exists {
+			w.dirStamp = exchange.Stamp{} // a sub-directory vanished: list again next time
 		}
 	}
 	return dirs, nil
@@ -163,7 +146,7 @@ func (w *watcher) requestDirs(now time.Time) ([]requestDir, error) {
 
 // answer brings the out.out of the request directory dir, whose in.in has
 // stamp in, up to date.
-func (w *watcher) answer(dir string, in stamp) {
+func (w *watcher) answer(dir string, in exchange.Stamp) {
 	r := w.requests[dir]
 	if r == nil {
 		r = &request{}
@@ -204,23 +187,23 @@ func (w *watcher) answer(dir string, in stamp) {
 	}
 
 	outPath := filepath.Join(dir, exchange.OutFile)
-	if st := statFile(outPath); st != r.out || !st.exists {
+	if st := exchange.StatFile(outPath); st != r.out || !st.Exists {
 		r.out, r.outContent = st, nil
-		if st.exists {
+		if st.Exists {
 			r.outContent, _ = os.ReadFile(outPath)
 		}
 	}
-	if r.out.exists && r.outContent != nil && bytes.Equal(r.outContent, want) {
+	if r.out.Exists && r.outContent != nil && bytes.Equal(r.outContent, want) {
 		return
 	}
 	// in.in may have been replaced while we worked (a proxy giving this
 	// directory a new request removes out.out, then writes in.in): answer
 	// the new one next step rather than the old one now.
-	if statFile(inPath) != r.in {
+	if exchange.StatFile(inPath) != r.in {
 		return
 	}
 	if err := exchange.WriteFileAtomic(outPath, want); err != nil {
-		if errors.Is(err, fs.ErrNotExist) && !statFile(dir).exists {
+		if errors.Is(err, fs.ErrNotExist) && !exchange.StatFile(dir).Exists {
 			return // the directory went away; forgotten next step
 		}
 		if msg := oneLine(err.Error()); msg != r.outProblem {
@@ -229,7 +212,7 @@ func (w *watcher) answer(dir string, in stamp) {
 		}
 		return
 	}
-	r.out, r.outContent, r.outProblem = statFile(outPath), want, ""
+	r.out, r.outContent, r.outProblem = exchange.StatFile(outPath), want, ""
 	fmt.Fprintf(w.stdout, "wrote %s: %s\n", outPath, describe(r.descriptions, w.online))
 }
 

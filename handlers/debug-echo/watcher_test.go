@@ -93,10 +93,10 @@ func (h *harness) wantLogs(stdoutHas, stderrHas string) {
 }
 
 // stampOf is the identity of a file version, to tell a rewrite.
-func (h *harness) stampOf(rel string) stamp {
+func (h *harness) stampOf(rel string) exchange.Stamp {
 	h.t.Helper()
-	st := statFile(h.path(rel))
-	if !st.exists {
+	st := exchange.StatFile(h.path(rel))
+	if !st.Exists {
 		h.t.Fatalf("%s is missing", rel)
 	}
 	return st

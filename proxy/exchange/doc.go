@@ -70,4 +70,8 @@
 // files in place, deleted out.out after each read, shared one file pair
 // between all requests and overwrote the availability file at start; none of
 // that is part of this protocol.
+//
+// Both sides notice a replaced file by its Stamp (modification time, size and
+// inode: a rename over a file changes the inode even where timestamps are
+// coarse).
 package exchange

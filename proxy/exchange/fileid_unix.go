@@ -1,6 +1,6 @@
 //go:build unix || wasip1
 
-package main
+package exchange
 
 import (
 	"os"
