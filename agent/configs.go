@@ -135,7 +135,7 @@ func (c *configurations) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		c.drop(req.NamespacedName)
 		a.plugins.configGone(req.NamespacedName)
 		if slices.Contains(cfg.Finalizers, a.opts.NodeName) {
-			if err := a.applyFinalizer(ctx, akri.ConfigurationsResource, "Configuration", cfg.Namespace, cfg.Name, false); err != nil {
+			if err := a.removeFinalizer(ctx, akri.ConfigurationsResource, cfg.Namespace, cfg.Name); err != nil {
 				return ctrl.Result{}, err
 			}
 		}
@@ -145,7 +145,7 @@ func (c *configurations) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	st := c.state(req.NamespacedName)
 	endpoints := a.registry.Endpoints(cfg.Spec.DiscoveryHandler.Name)
 	if len(endpoints) > 0 && !slices.Contains(cfg.Finalizers, a.opts.NodeName) {
-		if err := a.applyFinalizer(ctx, akri.ConfigurationsResource, "Configuration", cfg.Namespace, cfg.Name, true); err != nil {
+		if err := a.addFinalizer(ctx, akri.ConfigurationsResource, "Configuration", cfg.Namespace, cfg.Name); err != nil {
 			return ctrl.Result{}, err
 		}
 	}

@@ -131,21 +131,19 @@ func (a *Agent) leaveInstance(ctx context.Context, cfg *akri.Configuration, in *
 	return a.apply(ctx, akri.InstancesResource, in.Namespace, in.Name, body, a.opts.NodeName, true)
 }
 
-// applyFinalizer adds (or, with add false, releases) this node's finalizer
-// on an object. Adding is a server-side apply with field manager
-// <node>-fin (metadata.finalizers is a set: each node owns its own entry).
-// Releasing is a JSON patch that removes exactly this node's entry: an apply
-// could create an object deleted meanwhile (and fail its validation), and
-// must not fail on one that is terminating.
-func (a *Agent) applyFinalizer(ctx context.Context, gvr schema.GroupVersionResource, kind, namespace, name string, add bool) error {
-	if !add {
-		return a.removeFinalizer(ctx, gvr, namespace, name)
-	}
+// addFinalizer adds this node's finalizer to an object by server-side apply
+// with field manager <node>-fin (metadata.finalizers is a set: each node owns
+// its own entry).
+func (a *Agent) addFinalizer(ctx context.Context, gvr schema.GroupVersionResource, kind, namespace, name string) error {
 	meta := map[string]any{"name": name, "namespace": namespace, "finalizers": []string{a.opts.NodeName}}
 	body := map[string]any{"apiVersion": apiVersion, "kind": kind, "metadata": meta}
 	return a.apply(ctx, gvr, namespace, name, body, a.opts.NodeName+"-fin", false)
 }
 
+// removeFinalizer releases this node's finalizer with a JSON patch that
+// removes exactly its entry: an apply could create an object deleted
+// meanwhile (and fail its validation), and must not fail on one that is
+// terminating.
 func (a *Agent) removeFinalizer(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) error {
 	res := a.dyn.Resource(gvr).Namespace(namespace)
 	for attempt := 0; attempt < 5; attempt++ {

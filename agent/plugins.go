@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -93,7 +92,7 @@ func (p *plugins) setDevices(namespace, cfgName string, desired map[string]*devi
 	p.mu.Lock()
 	var changed []types.NamespacedName
 	for key := range p.devices {
-		if key.Namespace == namespace && strings.HasPrefix(key.Name, cfgName+"-") && akri.InstanceHash(cfgName, key.Name) != "" && desired[key.Name] == nil {
+		if key.Namespace == namespace && akri.InstanceHash(cfgName, key.Name) != "" && desired[key.Name] == nil {
 			delete(p.devices, key)
 			changed = append(changed, key)
 		}
@@ -140,14 +139,14 @@ func (p *plugins) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 	if !serve {
 		p.removeInstance(req.NamespacedName)
 		if exists && slices.Contains(in.Finalizers, node) {
-			if err := a.applyFinalizer(ctx, akri.InstancesResource, "Instance", in.Namespace, in.Name, false); err != nil {
+			if err := a.removeFinalizer(ctx, akri.InstancesResource, in.Namespace, in.Name); err != nil {
 				return ctrl.Result{}, err
 			}
 		}
 		if exists && in.DeletionTimestamp == nil && !slices.Contains(in.Spec.Nodes, node) && p.holdsClaims(&in) {
 			// This node left a device others still share: give its slots
 			// back.
-			if err := a.apply(ctx, akri.InstancesResource, in.Namespace, in.Name, usageBody(&in, map[string]string{}), "dp-"+node, false); err != nil {
+			if err := p.applyUsage(ctx, req.NamespacedName, nil); err != nil {
 				return ctrl.Result{}, err
 			}
 		}
@@ -161,7 +160,7 @@ func (p *plugins) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 		return ctrl.Result{}, nil
 	}
 	if !slices.Contains(in.Finalizers, node) {
-		if err := a.applyFinalizer(ctx, akri.InstancesResource, "Instance", in.Namespace, in.Name, true); err != nil {
+		if err := a.addFinalizer(ctx, akri.InstancesResource, "Instance", in.Namespace, in.Name); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -319,9 +318,7 @@ func (cp *configPlugin) rebuild(members []*instancePlugin, node string) {
 	next := map[string]configSlot{}
 	for _, ip := range members {
 		for s := 0; s < ip.capacity; s++ {
-			v := ip.value(s)
-			if strings.HasPrefix(v, "C:") && claimNode(v) == node {
-				id := strings.TrimSuffix(strings.TrimPrefix(v, "C:"), ":"+node)
+			if id, ok := configClaimID(ip.value(s), node); ok {
 				next[id] = configSlot{instance: ip.key, slot: s}
 			}
 		}
@@ -371,19 +368,29 @@ func (cp *configPlugin) deviceList() []*pluginapi.Device {
 	return out
 }
 
-// usageBody is the dp-<node> apply of deviceUsage: every slot this node
-// holds on the Instance (a slot left out is released).
-func usageBody(in *akri.Instance, mine map[string]string) map[string]any {
-	usage := map[string]any{}
+// applyUsage applies, as dp-<node>, the deviceUsage entries this node holds
+// on an Instance: every one of them (a slot left out is released).
+func (p *plugins) applyUsage(ctx context.Context, key types.NamespacedName, mine map[string]string) error {
+	usage := make(map[string]any, len(mine))
 	for k, v := range mine {
 		usage[k] = v
 	}
-	return map[string]any{
+	body := map[string]any{
 		"apiVersion": apiVersion,
 		"kind":       "Instance",
-		"metadata":   map[string]any{"name": in.Name, "namespace": in.Namespace},
+		"metadata":   map[string]any{"name": key.Name, "namespace": key.Namespace},
 		"spec":       map[string]any{"deviceUsage": usage},
 	}
+	return p.a.apply(ctx, akri.InstancesResource, key.Namespace, key.Name, body, "dp-"+p.a.opts.NodeName, false)
+}
+
+// configClaimID is the Configuration-plugin device id <configuration>-<n> of
+// a deviceUsage value C:<configuration>-<n>:<node> that names node.
+func configClaimID(v, node string) (string, bool) {
+	if !strings.HasPrefix(v, "C:") || claimNode(v) != node {
+		return "", false
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(v, "C:"), ":"+node), true
 }
 
 // claim takes slot of an Instance for value (this node's name, or
@@ -401,10 +408,8 @@ func (p *plugins) claimLocked(ctx context.Context, ip *instancePlugin, slot int,
 	}
 	next := maps.Clone(ip.mine)
 	next[slotKey(ip.key.Name, slot)] = value
-	in := &akri.Instance{}
-	in.Name, in.Namespace = ip.key.Name, ip.key.Namespace
-	err := p.a.apply(ctx, akri.InstancesResource, in.Namespace, in.Name, usageBody(in, next), "dp-"+node, false)
-	if apierrors.IsConflict(errors.Unwrap(err)) || apierrors.IsConflict(err) {
+	err := p.applyUsage(ctx, ip.key, next)
+	if apierrors.IsConflict(err) {
 		return status.Errorf(codes.ResourceExhausted, "slot %s is taken by another node", slotKey(ip.key.Name, slot))
 	}
 	if err != nil {
@@ -420,9 +425,7 @@ func (p *plugins) claimLocked(ctx context.Context, ip *instancePlugin, slot int,
 func (p *plugins) releaseLocked(ctx context.Context, ip *instancePlugin, k string) error {
 	next := maps.Clone(ip.mine)
 	delete(next, k)
-	in := &akri.Instance{}
-	in.Name, in.Namespace = ip.key.Name, ip.key.Namespace
-	if err := p.a.apply(ctx, akri.InstancesResource, in.Namespace, in.Name, usageBody(in, next), "dp-"+p.a.opts.NodeName, false); err != nil {
+	if err := p.applyUsage(ctx, ip.key, next); err != nil {
 		return err
 	}
 	ip.mine = next
@@ -629,7 +632,7 @@ func (p *plugins) watchKubelet(ctx context.Context) {
 	}
 }
 
-// used reports whether a PodResources listing holds device id of resource.
+// usedSet is what PodResources lists: device ids in use, by resource name.
 type usedSet map[string]map[string]bool
 
 // reclaimLoop frees, every ReclaimInterval, the slots this node claimed that
@@ -661,12 +664,9 @@ func (p *plugins) reclaim(ctx context.Context, used usedSet, now time.Time) {
 	var touched []types.NamespacedName
 	for _, ip := range p.inst {
 		for k, v := range ip.mine {
-			var inUse bool
-			if strings.HasPrefix(v, "C:") {
-				id := strings.TrimSuffix(strings.TrimPrefix(v, "C:"), ":"+node)
+			inUse := used[resourceName(ip.key.Name)][k]
+			if id, ok := configClaimID(v, node); ok {
 				inUse = used[resourceName(ip.cfgName)][id]
-			} else {
-				inUse = used[resourceName(ip.key.Name)][k]
 			}
 			if inUse {
 				delete(ip.stalled, k)
