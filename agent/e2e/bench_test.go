@@ -14,9 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/wasilet/wasilet/internal/akritest"
 	"github.com/wasilet/wasilet/internal/cluster"
@@ -61,7 +59,7 @@ func BenchmarkAkriReaction(b *testing.B) {
 	akritest.Controller(b, env)
 	h := akritest.StartDebugEcho(b, dir, "debugEcho", true)
 	ns := env.Namespace(b)
-	warmBroker(b, c, n, ns, ref)
+	akritest.Warm(b, c, n.Name, ns, ref)
 	runs := benchRuns()
 	var toRunning, toGone []time.Duration
 	for b.Loop() {
@@ -194,21 +192,4 @@ func diff(a, b map[string]float64) map[string]float64 {
 		out[k] = v - b[k]
 	}
 	return out
-}
-
-// warmBroker runs the broker image once on the node, so that the first
-// measured run does not include pulling and compiling its module.
-func warmBroker(b *testing.B, c client.Client, n *nodetest.Node, ns, ref string) {
-	b.Helper()
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warm"},
-		Spec: akritest.WasmPodSpec(ref, nil, "sleep", "1h")}
-	p.Spec.NodeSelector["kubernetes.io/hostname"] = n.Name
-	if err := c.Create(context.Background(), p); err != nil {
-		b.Fatal(err)
-	}
-	poll(b, 2*time.Minute, "warm-up pod Running", func(ctx context.Context) bool {
-		var got corev1.Pod
-		return c.Get(ctx, client.ObjectKeyFromObject(p), &got) == nil && got.Status.Phase == corev1.PodRunning
-	})
-	_ = c.Delete(context.Background(), p)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -285,4 +286,28 @@ func WaitLog(t testing.TB, env *clustertest.Env, timeout time.Duration, ns, pod 
 		}
 		return nil
 	})
+}
+
+// Warm runs image once on node (a pod named "warm" in ns, deleted once
+// Running), so that what is measured next does not include pulling and
+// compiling its module, as an image pre-pull would.
+func Warm(t testing.TB, c client.Client, node, ns, image string) {
+	t.Helper()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warm"},
+		Spec: WasmPodSpec(image, nil, "sleep", "1h")}
+	p.Spec.NodeSelector["kubernetes.io/hostname"] = node
+	if err := c.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 2*time.Minute, "warm-up pod Running", func(ctx context.Context) error {
+		var got corev1.Pod
+		if err := c.Get(ctx, client.ObjectKeyFromObject(p), &got); err != nil {
+			return err
+		}
+		if got.Status.Phase != corev1.PodRunning {
+			return fmt.Errorf("phase %s", got.Status.Phase)
+		}
+		return nil
+	})
+	_ = c.Delete(context.Background(), p)
 }

@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	akri "github.com/wasilet/wasilet/agent/apis/akri/v0"
@@ -45,7 +44,7 @@ func BenchmarkScenario(b *testing.B) {
 			}
 			s := setupWith(b, extra)
 			s.handlerPodEnv(b, m.handlerPoll)
-			s.warmBroker(b)
+			akritest.Warm(b, s.c, s.node.Name, s.ns, s.broker)
 			var ds []time.Duration
 			for b.Loop() {
 				for i := range runs {
@@ -87,35 +86,6 @@ func BenchmarkScenario(b *testing.B) {
 	if a, o := p50["wasilet"], p50["original-timing"]; a > 0 && o > 0 {
 		b.Logf("p50 speed-up over the original's timing: %.1f×", float64(o)/float64(a))
 	}
-}
-
-// warmBroker pulls and compiles the broker module on the node once.
-func (s *scenario) warmBroker(b *testing.B) {
-	b.Helper()
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: "warm"},
-		Spec: corev1.PodSpec{
-			NodeSelector: map[string]string{"kubernetes.io/hostname": s.node.Name},
-			Tolerations: []corev1.Toleration{
-				{Key: "kubernetes.io/arch", Operator: corev1.TolerationOpEqual, Value: "wasm32-wasi", Effect: corev1.TaintEffectNoSchedule},
-				{Key: "kubernetes.io/arch", Operator: corev1.TolerationOpEqual, Value: "wasm32-wasi", Effect: corev1.TaintEffectNoExecute},
-			},
-			Containers: []corev1.Container{{Name: "b", Image: s.broker}},
-		}}
-	if err := s.c.Create(context.Background(), p); err != nil {
-		b.Fatal(err)
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var got corev1.Pod
-		if s.c.Get(context.Background(), types.NamespacedName{Namespace: s.ns, Name: "warm"}, &got) == nil && got.Status.Phase == corev1.PodRunning {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("warm-up pod not Running")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	_ = s.c.Delete(context.Background(), p)
 }
 
 func (s *scenario) waitGone(b *testing.B, pod string) {
