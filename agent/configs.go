@@ -62,6 +62,7 @@ type configState struct {
 type session struct {
 	handler Handler
 	cancel  context.CancelFunc
+	kick    chan struct{} // the endpoint registered again: retry now if waiting
 }
 
 // configurations reconciles Configurations: discovery, Instances and the
@@ -186,6 +187,11 @@ func (c *configurations) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 			// Not a failure: no back-off. Its deletion wakes us, and a
 			// short requeue covers a missed event.
 			requeue = minPositive(requeue, 200*time.Millisecond)
+		} else if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+			// The namespace is going, and the Configuration with it: its
+			// deletion ends this reconcile loop; retrying only adds noise.
+			a.log.Debug("not creating an Instance in a terminating namespace", "instance", name, "namespace", cfg.Namespace)
+			return ctrl.Result{}, nil
 		} else if err != nil {
 			errs = append(errs, err)
 		}
@@ -268,9 +274,20 @@ func (st *configState) sync(c *configurations, cfg *akri.Configuration, req *v0.
 	}
 	for uid, ss := range st.sessions {
 		h, ok := want[uid]
-		if !ok || h.Generation != ss.handler.Generation {
+		switch {
+		case !ok || h.Shared != ss.handler.Shared:
+			// Gone, or registered again as something else: start over.
 			ss.cancel()
 			delete(st.sessions, uid)
+		case h.Generation != ss.handler.Generation:
+			// Registered again as before. A live stream stays: closing it
+			// would make the handler register again, and so on forever. A
+			// stream waiting to reopen tries now.
+			ss.handler = h
+			select {
+			case ss.kick <- struct{}{}:
+			default:
+			}
 		}
 	}
 	for uid := range st.lists {
@@ -283,13 +300,14 @@ func (st *configState) sync(c *configurations, cfg *akri.Configuration, req *v0.
 			continue
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		st.sessions[uid] = &session{handler: h, cancel: cancel}
+		kick := make(chan struct{}, 1)
+		st.sessions[uid] = &session{handler: h, cancel: cancel, kick: kick}
 		if l := st.lists[uid]; l != nil {
 			l.got = false
 		}
 		key := st.key
 		log := c.a.log.With("configuration", key.String())
-		go stream(ctx, h, req, func(r streamResult) {
+		go stream(ctx, h, req, kick, func(r streamResult) {
 			if ctx.Err() != nil {
 				return
 			}

@@ -133,9 +133,9 @@ type streamResult struct {
 }
 
 // stream keeps one Discover stream to one handler endpoint open for one
-// Configuration, reopening it with capped back-off, and reports each device
-// list to report. It returns when ctx ends.
-func stream(ctx context.Context, h Handler, req *v0.DiscoverRequest, report func(streamResult), log *slog.Logger) {
+// Configuration, reopening it with capped back-off (cut short by a value on
+// kick), and reports each device list to report. It returns when ctx ends.
+func stream(ctx context.Context, h Handler, req *v0.DiscoverRequest, kick <-chan struct{}, report func(streamResult), log *slog.Logger) {
 	delay := streamRetryMin
 	for ctx.Err() == nil {
 		got, err := streamOnce(ctx, h, req, report)
@@ -154,10 +154,16 @@ func stream(ctx context.Context, h Handler, req *v0.DiscoverRequest, report func
 			log.Info("discover stream ended; reopening", "handler", h.UID(), "err", err, "in", delay)
 			report(streamResult{handler: h, lost: true})
 		}
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-time.After(delay):
+		case <-kick:
+			t.Stop()
+			delay = streamRetryMin
+			continue
+		case <-t.C:
 		}
 		delay = min(delay*2, streamRetryMax)
 	}

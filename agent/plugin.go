@@ -62,13 +62,16 @@ func (p *pluginServer) socketName(now time.Time) string {
 	return p.name + "-" + strconv.FormatInt(now.Unix(), 10) + ".sock"
 }
 
+// errPluginStopped is serve's answer once the plugin was stopped.
+var errPluginStopped = errors.New("device plugin stopped")
+
 // serve (re)starts the gRPC server on a new socket unless one is serving and
 // its file still exists (the kubelet removes plugin sockets when it starts).
 func (p *pluginServer) serve() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
-		return errors.New("stopped")
+		return errPluginStopped
 	}
 	if p.srv != nil {
 		if fileExists(p.sock) {

@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -612,6 +614,9 @@ func (p *plugins) watchKubelet(ctx context.Context) {
 		return
 	}
 	kubeletSock := filepath.Join(p.a.opts.DevicePluginsDir, KubeletSocket)
+	// Each creation starts a re-registration that supersedes the previous.
+	stopPrev := context.CancelFunc(func() {})
+	defer func() { stopPrev() }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -623,12 +628,57 @@ func (p *plugins) watchKubelet(ctx context.Context) {
 				continue
 			}
 			log.Info("kubelet socket created again: re-registering device plugins")
-			for _, s := range p.servers() {
-				if err := s.register(ctx); err != nil {
-					log.Warn("re-register device plugin", "resource", s.resource, "err", err)
+			stopPrev()
+			rctx, cancel := context.WithCancel(ctx)
+			stopPrev = cancel
+			go p.reregister(rctx)
+		}
+	}
+}
+
+// Back-off between attempts to re-register with a kubelet whose socket was
+// just created: the file exists a moment before the kubelet listens on it.
+const (
+	reregisterMin = 50 * time.Millisecond
+	reregisterMax = 5 * time.Second
+)
+
+// reregister registers every plugin again, retrying those the kubelet did not
+// take with back-off until all are registered or ctx ends (the socket was
+// created once more, or the agent is stopping).
+func (p *plugins) reregister(ctx context.Context) {
+	todo := p.servers()
+	delay := reregisterMin
+	for attempt := 1; len(todo) > 0; attempt++ {
+		var failed []*pluginServer
+		for _, s := range todo {
+			if err := s.register(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
 				}
+				if errors.Is(err, errPluginStopped) {
+					continue // its Instance or Configuration went meanwhile
+				}
+				failed = append(failed, s)
+				// The first failure is expected (the kubelet is starting);
+				// later ones are worth a warning.
+				lvl := slog.LevelDebug
+				if attempt > 3 {
+					lvl = slog.LevelWarn
+				}
+				p.a.log.Log(ctx, lvl, "re-register device plugin; will retry", "resource", s.resource, "attempt", attempt, "in", delay, "err", err)
 			}
 		}
+		todo = failed
+		if len(todo) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, reregisterMax)
 	}
 }
 
