@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -76,7 +77,26 @@ type Options struct {
 	// with client-go's rest_client_requests_total) at /metrics, e.g.
 	// ":8080"; "" or "0" serves none.
 	MetricsBindAddress string
-	Logger             *slog.Logger
+	// MaxDevicePlugins caps the Instance device plugins this agent serves at
+	// once. Each takes open files (its socket, the kubelet's connection, and
+	// the kubelet's end of it when the kubelet is this process); a handler
+	// reporting more devices than the process may open files for would
+	// otherwise starve the node. Instances past the cap get a Warning Event
+	// and are served as soon as others go. Default: what the open-file limit
+	// allows (see DefaultMaxDevicePlugins).
+	MaxDevicePlugins int
+	Logger           *slog.Logger
+}
+
+// DefaultMaxDevicePlugins is the cap on device plugins when
+// Options.MaxDevicePlugins is 0: the soft open-file limit, less 1,024 for
+// everything else, over three files a plugin.
+func DefaultMaxDevicePlugins() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return 1 << 20
+	}
+	return max(16, (int(lim.Cur)-1024)/3)
 }
 
 func (o *Options) complete() error {
@@ -104,6 +124,9 @@ func (o *Options) complete() error {
 	if o.ReclaimAfter == 0 {
 		o.ReclaimAfter = DefaultReclaimAfter
 	}
+	if o.MaxDevicePlugins == 0 {
+		o.MaxDevicePlugins = DefaultMaxDevicePlugins()
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -128,6 +151,11 @@ type Agent struct {
 	configEvents   chan event.GenericEvent
 	instanceEvents chan event.GenericEvent
 }
+
+// instanceWorkers is how many Instances the agent reconciles at once (a
+// finalizer write, a plugin registration): enough to keep up with a
+// handler that reports thousands of devices at once.
+const instanceWorkers = 8
 
 // New builds an agent; Run starts it.
 func New(opts Options) (*Agent, error) {
@@ -197,7 +225,7 @@ func New(opts Options) (*Agent, error) {
 		Named("akri-agent-instance").
 		For(&akri.Instance{}).
 		WatchesRawSource(source.Channel(a.instanceEvents, &handler.EnqueueRequestForObject{})).
-		WithOptions(controller.Options{SkipNameValidation: &skipNameValidation, MaxConcurrentReconciles: 2}).
+		WithOptions(controller.Options{SkipNameValidation: &skipNameValidation, MaxConcurrentReconciles: instanceWorkers}).
 		Complete(a.plugins); err != nil {
 		return nil, err
 	}

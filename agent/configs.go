@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -64,6 +65,9 @@ type session struct {
 	cancel  context.CancelFunc
 	kick    chan struct{} // the endpoint registered again: retry now if waiting
 }
+
+// applyParallelism is how many Instances one Configuration writes at once.
+const applyParallelism = 8
 
 // configurations reconciles Configurations: discovery, Instances and the
 // Configuration finalizer.
@@ -180,21 +184,44 @@ func (c *configurations) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 
 	a.plugins.setDevices(cfg.Namespace, cfg.Name, desired)
 
-	var errs []error
-	names := slices.Sorted(maps.Keys(desired))
-	for _, name := range names {
-		if err := a.applyInstance(ctx, &cfg, desired[name]); errors.Is(err, errBeingDeleted) {
-			// Not a failure: no back-off. Its deletion wakes us, and a
-			// short requeue covers a missed event.
-			requeue = minPositive(requeue, 200*time.Millisecond)
-		} else if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-			// The namespace is going, and the Configuration with it: its
-			// deletion ends this reconcile loop; retrying only adds noise.
-			a.log.Debug("not creating an Instance in a terminating namespace", "instance", name, "namespace", cfg.Namespace)
-			return ctrl.Result{}, nil
-		} else if err != nil {
-			errs = append(errs, err)
-		}
+	// Apply the Instances a few at a time: a handler may report thousands
+	// of devices, and one at a time a round trip each is the limit, not the
+	// client's QPS.
+	var (
+		errs        []error
+		beingDelete bool
+		terminating bool
+		emu         sync.Mutex
+		g           errgroup.Group
+	)
+	g.SetLimit(applyParallelism)
+	for _, name := range slices.Sorted(maps.Keys(desired)) {
+		g.Go(func() error {
+			err := a.applyInstance(ctx, &cfg, desired[name])
+			emu.Lock()
+			defer emu.Unlock()
+			switch {
+			case errors.Is(err, errBeingDeleted):
+				beingDelete = true
+			case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+				terminating = true
+			case err != nil:
+				errs = append(errs, err)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if terminating {
+		// The namespace is going, and the Configuration with it: its
+		// deletion ends this; retrying only adds noise.
+		a.log.Debug("not creating Instances in a terminating namespace", "namespace", cfg.Namespace)
+		return ctrl.Result{}, nil
+	}
+	if beingDelete {
+		// Not a failure: no back-off. The deletion wakes us, and a short
+		// requeue covers a missed event.
+		requeue = minPositive(requeue, 200*time.Millisecond)
 	}
 
 	// Leave the Instances of this Configuration this node no longer sees:
@@ -216,10 +243,16 @@ func (c *configurations) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 					continue
 				}
 			}
-			if err := a.leaveInstance(ctx, &cfg, in); err != nil {
-				errs = append(errs, err)
-			}
+			g.Go(func() error {
+				if err := a.leaveInstance(ctx, &cfg, in); err != nil {
+					emu.Lock()
+					errs = append(errs, err)
+					emu.Unlock()
+				}
+				return nil
+			})
 		}
+		_ = g.Wait()
 	} else {
 		requeue = minPositive(requeue, time.Second)
 	}

@@ -76,6 +76,13 @@ type plugins struct {
 	configs map[types.NamespacedName]*akri.Configuration // last seen, for Allocate envs
 	inst    map[types.NamespacedName]*instancePlugin
 	cfgp    map[types.NamespacedName]*configPlugin
+	// waiting are Instances not served for Options.MaxDevicePlugins, in
+	// the order they came; one is woken each time a plugin goes.
+	waiting []types.NamespacedName
+	warned  map[types.NamespacedName]bool
+
+	smu   sync.Mutex
+	syncs map[types.NamespacedName]*configSync
 }
 
 func newPlugins(a *Agent) *plugins {
@@ -85,6 +92,8 @@ func newPlugins(a *Agent) *plugins {
 		configs: map[types.NamespacedName]*akri.Configuration{},
 		inst:    map[types.NamespacedName]*instancePlugin{},
 		cfgp:    map[types.NamespacedName]*configPlugin{},
+		warned:  map[types.NamespacedName]bool{},
+		syncs:   map[types.NamespacedName]*configSync{},
 	}
 }
 
@@ -176,7 +185,26 @@ func (p *plugins) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 	p.mu.Lock()
 	ip := p.inst[req.NamespacedName]
 	created := false
+	if ip == nil && len(p.inst) >= a.opts.MaxDevicePlugins {
+		first := !p.warned[req.NamespacedName]
+		if first {
+			p.warned[req.NamespacedName] = true
+			p.waiting = append(p.waiting, req.NamespacedName)
+		}
+		p.mu.Unlock()
+		if first {
+			a.log.Warn("device plugin cap reached: Instance waits", "instance", req.NamespacedName, "max", a.opts.MaxDevicePlugins)
+			a.recorder.Eventf(&in, corev1.EventTypeWarning, "DevicePluginNotServed",
+				"node %s already serves %d device plugins (--max-device-plugins, from its open-file limit); this Instance is served when another goes", node, a.opts.MaxDevicePlugins)
+		}
+		// Woken when a plugin goes; the requeue is a safety net.
+		return ctrl.Result{RequeueAfter: time.Minute}, nil
+	}
 	if ip == nil {
+		if p.warned[req.NamespacedName] {
+			delete(p.warned, req.NamespacedName)
+			p.waiting = slices.DeleteFunc(p.waiting, func(k types.NamespacedName) bool { return k == req.NamespacedName })
+		}
 		ip = &instancePlugin{
 			key:     req.NamespacedName,
 			cfgName: in.Spec.ConfigurationName,
@@ -211,10 +239,64 @@ func (p *plugins) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 			return ctrl.Result{}, err
 		}
 	}
-	if err := p.syncConfigPlugin(ctx, types.NamespacedName{Namespace: in.Namespace, Name: in.Spec.ConfigurationName}); err != nil {
-		return ctrl.Result{}, err
-	}
+	p.queueConfigSync(types.NamespacedName{Namespace: in.Namespace, Name: in.Spec.ConfigurationName})
 	return ctrl.Result{}, nil
+}
+
+// configSyncSpacing is the least time between two rebuilds of one
+// Configuration plugin that Instance changes trigger: each rebuild sends the
+// kubelet the Configuration's whole slot list, and a handler reporting
+// thousands of devices changes thousands of Instances at once.
+const configSyncSpacing = 100 * time.Millisecond
+
+// configSync paces the rebuilds of one Configuration plugin.
+type configSync struct {
+	last    time.Time
+	pending bool
+}
+
+// queueConfigSync rebuilds a Configuration plugin now if none was rebuilt
+// in the last configSyncSpacing, else once when that time is up (however
+// many Instances changed meanwhile). A failed rebuild is tried again.
+func (p *plugins) queueConfigSync(key types.NamespacedName) {
+	p.smu.Lock()
+	st := p.syncs[key]
+	if st == nil {
+		st = &configSync{}
+		p.syncs[key] = st
+	}
+	if st.pending {
+		p.smu.Unlock()
+		return
+	}
+	run := func() {
+		p.smu.Lock()
+		st.pending, st.last = false, time.Now()
+		p.smu.Unlock()
+		if err := p.syncConfigPlugin(context.Background(), key); err != nil {
+			p.a.log.Warn("configuration device plugin; will try again", "configuration", key.String(), "err", err)
+			time.AfterFunc(time.Second, func() { p.queueConfigSync(key) })
+			return
+		}
+		p.mu.Lock()
+		_, serving := p.cfgp[key]
+		p.mu.Unlock()
+		if !serving { // forget Configurations whose plugin went
+			p.smu.Lock()
+			if !st.pending && p.syncs[key] == st {
+				delete(p.syncs, key)
+			}
+			p.smu.Unlock()
+		}
+	}
+	wait := configSyncSpacing - time.Since(st.last)
+	st.pending = true
+	p.smu.Unlock()
+	if wait <= 0 {
+		run()
+		return
+	}
+	time.AfterFunc(wait, run)
 }
 
 // claimNode is the node a deviceUsage value names: "<node>" or
@@ -258,12 +340,25 @@ func (p *plugins) removeInstance(key types.NamespacedName) {
 	p.mu.Lock()
 	ip := p.inst[key]
 	delete(p.inst, key)
+	if p.warned[key] {
+		delete(p.warned, key)
+		p.waiting = slices.DeleteFunc(p.waiting, func(k types.NamespacedName) bool { return k == key })
+	}
+	// A plugin went, or a waiting Instance did: the next in line may fit.
+	var wake *types.NamespacedName
+	if len(p.inst) < p.a.opts.MaxDevicePlugins && len(p.waiting) > 0 {
+		k := p.waiting[0]
+		wake = &k
+	}
 	p.mu.Unlock()
+	if wake != nil {
+		p.a.enqueueInstance(wake.Namespace, wake.Name)
+	}
 	if ip == nil {
 		return
 	}
 	ip.srv.stop()
-	_ = p.syncConfigPlugin(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: ip.cfgName})
+	p.queueConfigSync(types.NamespacedName{Namespace: key.Namespace, Name: ip.cfgName})
 }
 
 // syncConfigPlugin rebuilds the device list of a Configuration plugin from
@@ -326,6 +421,19 @@ func (cp *configPlugin) rebuild(members []*instancePlugin, node string) {
 		}
 	}
 	slices.SortFunc(members, func(a, b *instancePlugin) int { return strings.Compare(a.key.Name, b.key.Name) })
+	// The free id each Instance had, to keep it.
+	freeID := map[types.NamespacedName]string{}
+	for old, cs := range cp.slots {
+		if cs.slot < 0 {
+			if _, taken := next[old]; !taken {
+				freeID[cs.instance] = old
+			}
+		}
+	}
+	// Candidates for new ids only ever get taken as the loop goes on, so
+	// the search resumes where it stopped (linear, not quadratic, in the
+	// number of Instances: a handler may report thousands).
+	n := 0
 	for _, ip := range members {
 		free := false
 		for s := 0; s < ip.capacity; s++ {
@@ -337,19 +445,12 @@ func (cp *configPlugin) rebuild(members []*instancePlugin, node string) {
 		if !free {
 			continue
 		}
-		id := ""
-		for old, cs := range cp.slots {
-			if cs.slot < 0 && cs.instance == ip.key {
-				if _, taken := next[old]; !taken {
-					id = old
-				}
-			}
-		}
-		if id == "" {
-			for n := 0; ; n++ {
+		id, ok := freeID[ip.key]
+		if _, taken := next[id]; !ok || taken {
+			for ; ; n++ {
 				cand := cp.key.Name + "-" + strconv.Itoa(n)
 				if _, taken := next[cand]; !taken {
-					if _, was := cp.slots[cand]; !was || cp.slots[cand].instance == ip.key {
+					if old, was := cp.slots[cand]; !was || old.instance == ip.key {
 						id = cand
 						break
 					}

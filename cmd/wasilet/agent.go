@@ -30,6 +30,7 @@ type agentFlags struct {
 func (f *agentFlags) add(fs *pflag.FlagSet, standalone bool) {
 	fs.StringVar(&f.discoveryHandlers, "discovery-handlers-directory", os.Getenv("DISCOVERY_HANDLERS_DIRECTORY"),
 		"directory of agent-registration.sock and the handlers' sockets (env DISCOVERY_HANDLERS_DIRECTORY; default "+agent.DefaultDiscoveryHandlersDir+")")
+	fs.IntVar(&f.opts.MaxDevicePlugins, "max-device-plugins", 0, "most Instance device plugins served at once; Instances past it wait with a Warning Event (0: from the open-file limit)")
 	fs.DurationVar(&f.opts.OfflineGrace, "offline-grace", 0, "keep a shared device that is no longer discovered this long before leaving its Instance (0: at once, as Akri 0.13)")
 	if standalone {
 		fs.StringVar(&f.opts.DevicePluginsDir, "device-plugins-dir", agent.DefaultDevicePluginsDir, "the kubelet's device-plugin directory (kubelet.sock)")
@@ -57,6 +58,8 @@ func newAgentCommand() *cobra.Command {
 		kubeconfig string
 		nodeName   string
 		logLevel   string
+		qps        float32
+		burst      int
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -85,6 +88,7 @@ DISCOVERY_HANDLERS_DIRECTORY, KUBECONFIG (else in-cluster).`,
 			if err != nil {
 				return err
 			}
+			rc.QPS, rc.Burst = qps, burst
 			a, err := agent.New(af.options(log, nodeName, rc))
 			if err != nil {
 				return err
@@ -99,6 +103,8 @@ DISCOVERY_HANDLERS_DIRECTORY, KUBECONFIG (else in-cluster).`,
 	f.StringVar(&nodeName, "node-name", os.Getenv("AGENT_NODE_NAME"), "this node's name (env AGENT_NODE_NAME)")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig (default $KUBECONFIG, else in-cluster)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.Float32Var(&qps, "kube-api-qps", 50, "requests per second to the API server")
+	f.IntVar(&burst, "kube-api-burst", 100, "burst of requests to the API server above --kube-api-qps")
 	return cmd
 }
 

@@ -150,6 +150,8 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 	f.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", "serving certificate of the kubelet API (instead of a CSR)")
 	f.StringVar(&cfg.TLSKeyFile, "tls-private-key-file", "", "key of --tls-cert-file")
 	f.BoolVar(&selfSigned, "self-signed-serving-cert", false, "serve the kubelet API with a self-signed certificate instead of asking the cluster for one")
+	f.Float32Var(&cfg.KubeAPIQPS, "kube-api-qps", 50, "requests per second to the API server, for the node and its in-process agent")
+	f.IntVar(&cfg.KubeAPIBurst, "kube-api-burst", 100, "burst of requests to the API server above --kube-api-qps")
 	f.IntVar(&cfg.MaxPods, "max-pods", node.DefaultMaxPods, "pods capacity of the node")
 	f.StringVar(&cpu, "cpu", "", "cpu capacity (default: the host's logical CPUs)")
 	f.StringVar(&memory, "memory", "", "memory capacity, e.g. 4Gi (default: the host's memory)")

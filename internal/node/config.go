@@ -97,6 +97,12 @@ type Config struct {
 	Memory  resource.Quantity
 	MaxPods int
 
+	// KubeAPIQPS and KubeAPIBurst limit the node's requests to the API
+	// server (and the companions', which share its credentials). Default:
+	// the kubelet's, 50 and 100.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
+
 	// Labels are added to the node's labels (they cannot override the
 	// arch/os/hostname/runtime labels).
 	Labels map[string]string

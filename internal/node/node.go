@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -71,7 +72,7 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 	creds.rest.UserAgent = version.Get().String()
 	// The kubelet's defaults (--kube-api-qps 50, --kube-api-burst 100):
 	// client-go's 5/10 throttles status updates of a node with many pods.
-	creds.rest.QPS, creds.rest.Burst = 50, 100
+	creds.rest.QPS, creds.rest.Burst = cmp.Or(cfg.KubeAPIQPS, 50), cmp.Or(cfg.KubeAPIBurst, 100)
 	client, err := kubernetes.NewForConfig(creds.rest)
 	if err != nil {
 		return fmt.Errorf("node client: %w", err)

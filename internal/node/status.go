@@ -179,20 +179,45 @@ func (p *statusProvider) NotifyNodeStatus(ctx context.Context, cb func(*corev1.N
 	go p.loop(ctx)
 }
 
+// resourceUpdateSpacing is the least time between two status updates
+// that resource changes trigger. The first change after a quiet spell is
+// sent at once (a device plugin registering makes its resource schedulable
+// without waiting for the next period); a storm of them (an agent serving
+// thousands of plugins) is sent in batches, because each update carries the
+// whole status, whose size grows with the number of resources.
+const resourceUpdateSpacing = 500 * time.Millisecond
+
 func (p *statusProvider) loop(ctx context.Context) {
 	t := time.NewTicker(statusInterval)
 	defer t.Stop()
+	var (
+		lastForced time.Time
+		due        <-chan time.Time // a batched resource update is pending
+	)
 	for {
 		force := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-due:
+			due = nil
+			force = true
 		case _, ok := <-p.cfg.ResourceUpdates: // nil channel: never ready
 			if !ok {
 				p.cfg.ResourceUpdates = nil
 			}
+			if due != nil {
+				continue // already pending
+			}
+			if wait := resourceUpdateSpacing - time.Since(lastForced); wait > 0 {
+				due = time.After(wait)
+				continue
+			}
 			force = true
+		}
+		if force {
+			lastForced = time.Now()
 		}
 		p.refresh(ctx, force)
 	}
