@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	goruntime "runtime"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
+	"github.com/wasilet/wasilet/internal/atomicfile"
 	"github.com/wasilet/wasilet/internal/version"
 )
 
@@ -197,6 +199,28 @@ func (e *Engine) Stats() Stats {
 // Fingerprint identifies the engine configuration in compiled-cache paths
 // (CacheDir/<fingerprint>/...).
 func (e *Engine) Fingerprint() string { return e.fingerprint }
+
+// Check reports what keeps the engine from running programs: closed, or
+// its compiled-module cache not writable.
+func (e *Engine) Check() error {
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return errors.New("wasmtime engine closed")
+	}
+	if e.cacheDir == "" {
+		return nil
+	}
+	// The cache is created at the first compile; create it now if needed.
+	if err := os.MkdirAll(e.cacheDir, 0o755); err != nil {
+		return fmt.Errorf("compiled-module cache: %w", err)
+	}
+	if err := atomicfile.ProbeWritable(e.cacheDir); err != nil {
+		return fmt.Errorf("compiled-module cache: %w", err)
+	}
+	return nil
+}
 
 // Close stops the ticker and frees the engine and every program it loaded.
 // No Run may be in flight and no Program may be used afterwards. Close may

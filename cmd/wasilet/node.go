@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -126,6 +127,9 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 			defer dm.Stop()
 			w.devices = dm
 			cfg.ExtendedResources = dm.ExtendedResources
+			cfg.HealthChecks = append(cfg.HealthChecks,
+				node.HealthCheck{Name: "device manager", Check: dm.Check},
+				node.HealthCheck{Name: "runtime", Check: w.checkRuntime})
 			cfg.ResourceUpdates = dm.Updates()
 
 			if akriAgent {
@@ -175,6 +179,7 @@ type podsWiring struct {
 	podResources       *podresources.Server
 	cri                *cri.Server
 	engine             *runtime.Engine
+	checked            atomic.Pointer[runtime.Engine] // engine, for the status loop's health check
 	store              *oci.Store
 	provider           *pods.Provider
 }
@@ -184,6 +189,7 @@ func (w *podsWiring) newProvider(_ context.Context, pc node.ProviderConfig) (nod
 	if w.engine, err = runtime.NewEngine(runtime.Options{CacheDir: filepath.Join(pc.DataDir, "cache")}); err != nil {
 		return nil, fmt.Errorf("wasmtime engine: %w", err)
 	}
+	w.checked.Store(w.engine)
 	if w.store, err = oci.NewStore(filepath.Join(pc.DataDir, "oci")); err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
 	}
@@ -224,6 +230,16 @@ func (w *podsWiring) newProvider(_ context.Context, pc node.ProviderConfig) (nod
 		}
 	}
 	return w.provider, nil
+}
+
+// checkRuntime is the runtime's health check: the engine once the node
+// built it (before, the node is not registered and nobody asks).
+func (w *podsWiring) checkRuntime() error {
+	e := w.checked.Load()
+	if e == nil {
+		return nil
+	}
+	return e.Check()
 }
 
 func (w *podsWiring) close() {

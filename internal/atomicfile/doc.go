@@ -5,4 +5,5 @@
 // that must survive a machine crash (device-manager checkpoints, the
 // compiled-module cache) keep their own syncing writers. SetAside moves a
 // file that could not be read out of the way, keeping it for inspection.
+// ProbeWritable tells whether a directory takes a new file (health checks).
 package atomicfile

@@ -211,6 +211,25 @@ func (m *Manager) Start() error {
 	return nil
 }
 
+// Check reports what keeps the device manager from taking plugin
+// registrations: not started, stopped, or its registration socket gone
+// (removed by someone else: plugins could no longer find the node).
+func (m *Manager) Check() error {
+	m.mu.Lock()
+	started, stopped := m.started, m.stopped
+	m.mu.Unlock()
+	switch {
+	case !started:
+		return errors.New("registration server not started")
+	case stopped:
+		return errors.New("registration server stopped")
+	}
+	if _, err := os.Stat(m.sockPath); err != nil {
+		return fmt.Errorf("registration socket: %w", err)
+	}
+	return nil
+}
+
 // Stop closes the registration server and every plugin connection. The
 // allocations stay in the checkpoint. Stop is safe to call more than once.
 func (m *Manager) Stop() {

@@ -118,6 +118,12 @@ type Config struct {
 	// NewProvider builds the pod lifecycle provider. Required.
 	NewProvider NewProviderFunc
 
+	// HealthChecks are asked at every status update; while any fails the
+	// node's Ready condition is False (reason KubeletNotReady) with their
+	// messages, as the kubelet's is when its runtime is down. The node
+	// itself checks that its data directory is writable.
+	HealthChecks []HealthCheck
+
 	// Companions run beside the node once it is registered, with the
 	// node's own API credentials (rotated with its certificate), until the
 	// node stops — e.g. the in-process Akri agent. An error a companion
@@ -140,6 +146,12 @@ const (
 	ServingCertCSR        ServingCertMode = "csr"
 	ServingCertSelfSigned ServingCertMode = "self-signed"
 )
+
+// HealthCheck is one part of the node that must work for it to be Ready.
+type HealthCheck struct {
+	Name  string       // e.g. "runtime", named in the Ready condition's message
+	Check func() error // fast: it runs at every status update
+}
 
 // Companion is a service that runs beside the node with its credentials.
 type Companion func(ctx context.Context, cc CompanionConfig) error

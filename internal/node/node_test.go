@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -140,6 +141,41 @@ func TestConditionTransitionTimeKept(t *testing.T) {
 		if !cond.LastHeartbeatTime.After(first.Status.Conditions[i].LastHeartbeatTime.Time) {
 			t.Errorf("%s heartbeat did not move", cond.Type)
 		}
+	}
+}
+
+// A failing health check turns Ready False with its name and error, and
+// back to True (with a new transition time) when it passes again.
+func TestReadyFollowsHealthChecks(t *testing.T) {
+	c := testConfig(t)
+	var broken error
+	c.HealthChecks = []HealthCheck{{Name: "runtime", Check: func() error { return broken }}}
+	p := newStatusProvider(c)
+	ready := func() corev1.NodeCondition {
+		t.Helper()
+		n := p.compute(time.Now())
+		p.last = n
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady {
+				return cond
+			}
+		}
+		t.Fatal("no Ready condition")
+		return corev1.NodeCondition{}
+	}
+	if r := ready(); r.Status != corev1.ConditionTrue || r.Reason != "KubeletReady" {
+		t.Fatalf("healthy: %+v", r)
+	}
+	broken = errors.New("wasmtime engine closed")
+	r := ready()
+	if r.Status != corev1.ConditionFalse || r.Reason != "KubeletNotReady" || r.Message != "runtime: wasmtime engine closed" {
+		t.Fatalf("broken runtime: %+v", r)
+	}
+	down := r.LastTransitionTime
+	time.Sleep(1100 * time.Millisecond)
+	broken = nil
+	if r := ready(); r.Status != corev1.ConditionTrue || !r.LastTransitionTime.After(down.Time) {
+		t.Fatalf("fixed: %+v (went False at %v)", r, down)
 	}
 }
 

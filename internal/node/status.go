@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/wasilet/wasilet/internal/atomicfile"
 	"github.com/wasilet/wasilet/internal/version"
 )
 
@@ -318,7 +321,13 @@ func (p *statusProvider) compute(now time.Time) *corev1.Node {
 		conds = append(conds, cond(corev1.NodePIDPressure, false, "KubeletHasSufficientPID", "kubelet has sufficient PID available"))
 	}
 
-	conds = append(conds, cond(corev1.NodeReady, true, "KubeletReady", "wasilet is posting ready status"))
+	if problems := p.problems(); len(problems) > 0 {
+		c := cond(corev1.NodeReady, true, "KubeletNotReady", strings.Join(problems, "; "))
+		c.Status = corev1.ConditionFalse
+		conds = append(conds, c)
+	} else {
+		conds = append(conds, cond(corev1.NodeReady, true, "KubeletReady", "wasilet is posting ready status"))
+	}
 
 	// Keep transition times of conditions whose status did not change.
 	if p.last != nil {
@@ -332,6 +341,30 @@ func (p *statusProvider) compute(now time.Time) *corev1.Node {
 	}
 	n.Status.Conditions = conds
 	return n
+}
+
+// problems runs the health checks: the data directory's, then the
+// configured ones; each failure is "<name>: <error>".
+func (p *statusProvider) problems() []string {
+	var out []string
+	if err := dataDirWritable(p.cfg.DataDir); err != nil {
+		out = append(out, "data directory: "+err.Error())
+	}
+	for _, hc := range p.cfg.HealthChecks {
+		if err := hc.Check(); err != nil {
+			out = append(out, hc.Name+": "+err.Error())
+		}
+	}
+	return out
+}
+
+// dataDirWritable probes dir; a directory not created yet passes (the
+// node creates it before it registers).
+func dataDirWritable(dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return atomicfile.ProbeWritable(dir)
 }
 
 // existingParent is dir or its nearest existing ancestor (the data dir may
