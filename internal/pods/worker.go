@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/wasilet/wasilet/internal/atomicfile"
 	"github.com/wasilet/wasilet/internal/devicemanager"
+	"github.com/wasilet/wasilet/oci"
 	"github.com/wasilet/wasilet/runtime"
 )
 
@@ -163,6 +165,66 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// sleepUnless is sleep, cut short when wake is closed (a nil wake never is).
+func sleepUnless(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-wake:
+	}
+	return true
+}
+
+// registryProbeInterval is how often an unreachable registry is dialled
+// while a pull backs off.
+const registryProbeInterval = time.Second
+
+// registryBack returns a channel closed once the registry of image accepts
+// a TCP connection again, when err says it could not be reached (a dial
+// error); else nil. The probe stops with ctx.
+func registryBack(ctx context.Context, image string, err error) <-chan struct{} {
+	var op *net.OpError
+	if err == nil || !errors.As(err, &op) || op.Op != "dial" {
+		return nil
+	}
+	ref, perr := oci.ParseReference(image)
+	if perr != nil {
+		return nil
+	}
+	addr := ref.Registry
+	if _, _, serr := net.SplitHostPort(addr); serr != nil {
+		addr = net.JoinHostPort(addr, "443")
+	}
+	ch := make(chan struct{})
+	go func() {
+		t := time.NewTicker(registryProbeInterval)
+		defer t.Stop()
+		var d net.Dialer
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			dctx, cancel := context.WithTimeout(ctx, registryProbeInterval)
+			conn, derr := d.DialContext(dctx, "tcp", addr)
+			cancel()
+			if derr == nil {
+				conn.Close()
+				close(ch)
+				return
+			}
+		}
+	}()
+	return ch
 }
 
 func (w *podWorker) update(pod *corev1.Pod) {
@@ -680,14 +742,17 @@ func (w *podWorker) pullImage(ctx context.Context, c *corev1.Container, init boo
 		fails++
 		d := w.p.cfg.BackOff.delay(fails)
 		first := d / 5 // ErrImagePull shows for a fifth of the wait, then ImagePullBackOff
-		if !sleep(ctx, first) {
+		// A registry that could not be reached is watched: its return ends
+		// the back-off (the kubelet would wait up to 5 minutes more).
+		wake := registryBack(ctx, c.Image, err)
+		if !sleepUnless(ctx, first, wake) {
 			return nil, false
 		}
 		if reason == "ErrImagePull" {
 			w.setWaiting(c.Name, init, "ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q: ErrImagePull: %s", c.Image, msg))
 			w.event(c.Name, init, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
 		}
-		if !sleep(ctx, d-first) {
+		if !sleepUnless(ctx, d-first, wake) {
 			return nil, false
 		}
 		if c2 := w.spec(c.Name, init); c2 != nil {

@@ -1,0 +1,306 @@
+package reliability_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
+
+	akri "github.com/wasilet/wasilet/agent/apis/akri/v0"
+	"github.com/wasilet/wasilet/internal/akritest"
+	"github.com/wasilet/wasilet/internal/cluster"
+	"github.com/wasilet/wasilet/internal/clustertest"
+	"github.com/wasilet/wasilet/internal/nodetest"
+	"github.com/wasilet/wasilet/internal/reliability"
+)
+
+func TestMain(m *testing.M) { nodetest.Main(m) }
+
+// TestKillNodeWith100Pods: `kill -9` of a node running 100 pods, ten of them
+// holding devices of the in-process Akri agent. After the restart every pod
+// runs again with exactly one restart, the device allocations are the same
+// (PodResources), no pod runs twice, and the node holds no more open files
+// than before the kill.
+func TestKillNodeWith100Pods(t *testing.T) {
+	const pods, withDevice = 100, 10
+	env := clustertest.Require(t)
+	c := akritest.Client(t, env)
+	dir := akritest.ShortDir(t)
+	n := nodetest.Start(t, nodetest.Options{Args: []string{"--discovery-handlers-directory", dir}})
+	akritest.StartDebugEcho(t, dir, "debugEcho", true)
+	ref := nodetest.PushWasm(t, env, nodetest.WasmFile(t, "testprog.wasm"), "testprog:kill9")
+	ns := env.Namespace(t)
+	ctx := context.Background()
+
+	details := "descriptions:\n"
+	for i := range withDevice {
+		details += fmt.Sprintf("- dev%d\n", i)
+	}
+	cfg := &akri.Configuration{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kill"},
+		Spec: akri.ConfigurationSpec{
+			DiscoveryHandler: akri.DiscoveryHandlerInfo{Name: "debugEcho", DiscoveryDetails: details},
+			Capacity:         1,
+		},
+	}
+	if err := c.Create(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	res := corev1.ResourceName("akri.sh/" + cfg.Name)
+	clustertest.Eventually(t, time.Minute, fmt.Sprintf("%d %s allocatable", withDevice, res), func() error {
+		if q := n.Object(t).Status.Allocatable[res]; q.Value() != withDevice {
+			return fmt.Errorf("%s = %s", res, q.String())
+		}
+		return nil
+	})
+
+	start := time.Now()
+	for i := range pods {
+		p := n.Pod(ns, fmt.Sprintf("p%03d", i), ref, func(p *corev1.Pod) {
+			p.Spec.Containers[0].Args = []string{"echo", "up", ";", "sleep", "1h"}
+			if i < withDevice {
+				p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{res: resource.MustParse("1")}
+			}
+		})
+		n.CreatePod(t, p)
+	}
+	running := func(since time.Time, restarts int32) error {
+		list, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		ok := 0
+		for _, p := range list.Items {
+			if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) != 1 {
+				continue
+			}
+			cs := p.Status.ContainerStatuses[0]
+			if cs.State.Running != nil && cs.State.Running.StartedAt.After(since) && cs.RestartCount == restarts {
+				ok++
+			}
+		}
+		if ok != pods {
+			return fmt.Errorf("%d of %d pods running with %d restarts since %s", ok, pods, restarts, since.Format(time.TimeOnly))
+		}
+		return nil
+	}
+	clustertest.Eventually(t, 3*time.Minute, "all pods running", func() error { return running(start.Add(-time.Second), 0) })
+	firstStart := time.Since(start)
+	before := allocations(t, n)
+	if got := countDevices(before); got != withDevice {
+		t.Fatalf("%d devices allocated before the kill, want %d: %v", got, withDevice, before)
+	}
+	fdsBefore := openFiles(n.Pid())
+
+	n.Kill(t)
+	restarted := time.Now()
+	n.Restart(t)
+	ready := time.Since(restarted)
+	clustertest.Eventually(t, 3*time.Minute, "all pods running again with one restart", func() error {
+		return running(restarted, 1)
+	})
+	allRunning := time.Since(restarted)
+	after := allocations(t, n)
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("allocations changed across the kill:\nbefore %v\nafter  %v", before, after)
+	}
+	// No pod runs twice: each logs "up" once per run, so the current log
+	// of every pod is exactly one line.
+	for i := range pods {
+		name := fmt.Sprintf("p%03d", i)
+		raw, err := env.Client.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
+		if err != nil {
+			t.Fatalf("logs of %s: %v", name, err)
+		}
+		if string(raw) != "up\n" {
+			t.Errorf("pod %s logged %q since the restart, want one run", name, raw)
+		}
+	}
+	// Let the restarted node settle, then compare its open files.
+	time.Sleep(2 * time.Second)
+	fdsAfter := openFiles(n.Pid())
+	if fdsAfter > fdsBefore+fdsBefore/2 {
+		t.Errorf("open files %d after the restart, %d before the kill", fdsAfter, fdsBefore)
+	}
+	reliability.Record(t, reliability.Entry{
+		Fault: fmt.Sprintf("SIGKILL of the node process running %d pods (%d holding an Akri device of its in-process agent), then a restart on the same data directory", pods, withDevice),
+		Kept: []string{
+			fmt.Sprintf("all %d pods Running again, each with restartCount 1", pods),
+			"device allocations identical before and after (PodResources List)",
+			"no pod running twice (one run's log per pod)",
+			fmt.Sprintf("open files of the node: %d before the kill, %d after", fdsBefore, fdsAfter),
+		},
+		Figures: []reliability.Figure{
+			{Name: "first start of all pods", Value: firstStart.Round(time.Millisecond).String()},
+			{Name: "restart → node Ready", Value: ready.Round(time.Millisecond).String()},
+			reliability.Duration("restart → all pods Running again", allRunning, 10*time.Second),
+		},
+	})
+}
+
+// allocations lists the node's device allocations from PodResources:
+// "pod/container" → sorted "resource=id" entries.
+func allocations(t *testing.T, n *nodetest.Node) map[string][]string {
+	t.Helper()
+	sock := filepath.Join(n.DataDir, "pod-resources", "kubelet.sock")
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := podresourcesv1.NewPodResourcesListerClient(conn).List(ctx, &podresourcesv1.ListPodResourcesRequest{})
+	if err != nil {
+		t.Fatalf("PodResources List: %v", err)
+	}
+	out := map[string][]string{}
+	for _, p := range resp.GetPodResources() {
+		for _, c := range p.GetContainers() {
+			var devs []string
+			for _, d := range c.GetDevices() {
+				for _, id := range d.GetDeviceIds() {
+					devs = append(devs, d.GetResourceName()+"="+id)
+				}
+			}
+			if len(devs) > 0 {
+				slices.Sort(devs)
+				out[p.GetName()+"/"+c.GetName()] = devs
+			}
+		}
+	}
+	return out
+}
+
+func countDevices(m map[string][]string) int {
+	n := 0
+	for _, d := range m {
+		n += len(d)
+	}
+	return n
+}
+
+// openFiles counts a process's open file descriptors.
+func openFiles(pid int) int {
+	es, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return -1
+	}
+	return len(es)
+}
+
+// TestRegistryOutage: the registry is killed; a pod whose image the node has
+// not pulled shows ErrImagePull/ImagePullBackOff with the cause within
+// seconds; the registry comes back and the pod runs (the node watches an
+// unreachable registry instead of waiting out its back-off); pods already
+// running never notice.
+func TestRegistryOutage(t *testing.T) {
+	env := clustertest.Require(t)
+	n := nodetest.Start(t, nodetest.Options{})
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	cached := nodetest.PushWasm(t, env, nodetest.WasmFile(t, "testprog.wasm"), "testprog:cached")
+	fresh := nodetest.PushWasm(t, env, nodetest.WasmFile(t, "testprog.component.wasm"), "testprog:outage")
+	n.CreatePod(t, n.Pod(ns, "before", cached, func(p *corev1.Pod) { p.Spec.Containers[0].Args = []string{"sleep", "1h"} }))
+	n.WaitPodPhase(t, ns, "before", corev1.PodRunning, 2*time.Minute)
+
+	kill(t, env, cluster.RegistryComponent)
+	clustertest.Eventually(t, 30*time.Second, "registry down", func() error {
+		if c, err := net.DialTimeout("tcp", env.RegistryAddr, time.Second); err == nil {
+			c.Close()
+			return fmt.Errorf("still listening")
+		}
+		return nil
+	})
+	created := time.Now()
+	n.CreatePod(t, n.Pod(ns, "during", fresh, func(p *corev1.Pod) {
+		p.Spec.RestartPolicy = corev1.RestartPolicyNever
+		p.Spec.Containers[0].Args = []string{"echo", "pulled"}
+	}))
+	var reason string
+	n.WaitPod(t, ns, "during", time.Minute, "ErrImagePull or ImagePullBackOff with the cause", func(p *corev1.Pod) (bool, error) {
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil && (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff") {
+				if !strings.Contains(w.Message, env.RegistryAddr) || !strings.Contains(w.Message, "connection refused") {
+					return false, fmt.Errorf("%s without the cause: %q", w.Reason, w.Message)
+				}
+				reason = w.Reason + ": " + w.Message
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	toReason := time.Since(created)
+	// Stay down long enough for the back-off to grow past 10 s.
+	time.Sleep(25 * time.Second)
+
+	back := time.Now() // the registry's restart begins
+	restartCluster(t, env)
+	n.WaitPod(t, ns, "during", 2*time.Minute, "pulled and run once the registry is back", func(p *corev1.Pod) (bool, error) {
+		return p.Status.Phase == corev1.PodSucceeded, nil
+	})
+	toRun := time.Since(back)
+	p, err := env.Client.CoreV1().Pods(ns).Get(ctx, "before", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs := p.Status.ContainerStatuses[0]; cs.RestartCount != 0 || cs.State.Running == nil {
+		t.Errorf("the running pod noticed the outage: %+v", cs)
+	}
+	reliability.Record(t, reliability.Entry{
+		Fault: "SIGKILL of the registry for about 30 s while a pod needs an image the node has not pulled; then a restart",
+		Kept: []string{
+			"the pod shows " + reason,
+			"a pod already running keeps running (restartCount 0)",
+			"the pod pulls and runs once the registry is back",
+		},
+		Figures: []reliability.Figure{
+			reliability.Duration("pod created → pull error with the cause", toReason, 5*time.Second),
+			reliability.Duration("registry restarted → pod pulled and run", toRun, 10*time.Second),
+		},
+	})
+}
+
+// kill sends SIGKILL to a component of the local cluster.
+func kill(t *testing.T, env *clustertest.Env, component string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(env.StateDir, "run", component+".pid"))
+	if err != nil {
+		t.Fatalf("%s pid: %v", component, err)
+	}
+	pid, err := strconv.Atoi(strings.Fields(string(b))[0])
+	if err != nil {
+		t.Fatalf("%s pid file %q: %v", component, b, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill %s: %v", component, err)
+	}
+}
+
+// restartCluster starts what of the local cluster is not running, from the
+// same state and ports.
+func restartCluster(t *testing.T, env *clustertest.Env) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := cluster.Up(ctx, cluster.Options{
+		StateDir: env.StateDir, ToolsDir: env.ToolsDir, Ports: env.Cluster.Ports,
+		DieWithParent: os.Getenv(clustertest.StateEnv) == "",
+	}); err != nil {
+		t.Fatalf("restart the cluster's components: %v", err)
+	}
+}
