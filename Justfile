@@ -63,6 +63,11 @@ bench: tools wasm build
     WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" WASILET_WASM_DIR="$PWD/bin/wasm" WASILET_BIN="$PWD/bin/wasilet" \
       go test -p 1 -run '^$' -bench . -benchmem -count 1 -timeout 30m ./...
 
+# Run the fault scenarios (node killed with 100 pods, registry outage, full disk, …) and regenerate docs/reliability.md.
+reliability: tools wasm build
+    WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" WASILET_WASM_DIR="$PWD/bin/wasm" WASILET_BIN="$PWD/bin/wasilet" \
+      hack/reliability.sh
+
 # Fuzz every Go fuzz target for `seconds` each, one after the other; stops at the first failure (seed corpora already run in `go test`).
 fuzz seconds="30":
     hack/fuzz.sh '{{seconds}}'

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wasilet/wasilet/internal/clustertest"
 	"github.com/wasilet/wasilet/internal/nodetest"
+	"github.com/wasilet/wasilet/internal/reliability"
 )
 
 // The node's data directory fills up (a small tmpfs): DiskPressure goes True,
@@ -38,6 +39,7 @@ func TestE2EDiskFull(t *testing.T) {
 	if err := fillUp(fill); err != nil {
 		t.Fatal(err)
 	}
+	filled := time.Now()
 	condition := func(no *corev1.Node, typ corev1.NodeConditionType) corev1.NodeCondition {
 		for _, c := range no.Status.Conditions {
 			if c.Type == typ {
@@ -62,6 +64,8 @@ func TestE2EDiskFull(t *testing.T) {
 		}
 		return fmt.Errorf("taints %v", no.Spec.Taints)
 	})
+	toPressure := time.Since(filled)
+	notReady := condition(n.Object(t), corev1.NodeReady).Message
 
 	// The scheduler keeps pods off a tainted node; bind one directly, as a
 	// DaemonSet would, with an image the node has not pulled.
@@ -86,6 +90,7 @@ func TestE2EDiskFull(t *testing.T) {
 	if err := os.Remove(fill); err != nil {
 		t.Fatal(err)
 	}
+	freed := time.Now()
 	clustertest.Eventually(t, time.Minute, "DiskPressure False, Ready True", func() error {
 		no := n.Object(t)
 		if dp := condition(no, corev1.NodeDiskPressure); dp.Status != corev1.ConditionFalse {
@@ -96,10 +101,26 @@ func TestE2EDiskFull(t *testing.T) {
 		}
 		return nil
 	})
+	toReady := time.Since(freed)
 	n.WaitPodPhase(t, ns, p.Name, corev1.PodRunning, 3*time.Minute)
+	toRunning := time.Since(freed)
 	if !n.Running() {
 		t.Fatal("the node exited")
 	}
+	reliability.Record(t, reliability.Entry{
+		Fault: "the node's data directory (a 64 MiB tmpfs) filled to the last byte, then emptied",
+		Kept: []string{
+			"DiskPressure True and the node tainted " + corev1.TaintNodeDiskPressure + " by the controller-manager",
+			"Ready False: " + notReady,
+			"a pod needing a pull fails with ErrImagePull/ImagePullBackOff naming \"no space left on device\"",
+			"the node process keeps running; DiskPressure False and Ready True once space returns; the pod runs",
+		},
+		Figures: []reliability.Figure{
+			{Name: "disk full → DiskPressure, Ready False, taint", Value: toPressure.Round(time.Millisecond).String(), Target: "≤ one status period (10 s) + taint"},
+			reliability.Duration("space back → Ready", toReady, 10*time.Second),
+			{Name: "space back → pod Running", Value: toRunning.Round(time.Millisecond).String()},
+		},
+	})
 	_ = env.Client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{})
 }
 

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	akri "github.com/wasilet/wasilet/agent/apis/akri/v0"
 	"github.com/wasilet/wasilet/internal/akritest"
@@ -78,23 +79,31 @@ func TestKillNodeWith100Pods(t *testing.T) {
 		})
 		n.CreatePod(t, p)
 	}
-	running := func(since time.Time, restarts int32) error {
+	// Pod times have whole seconds.
+	running := func(after time.Time, restarts int32) error {
+		since := metav1.NewTime(after.Truncate(time.Second))
 		list, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
 		}
 		ok := 0
+		var off []string
 		for _, p := range list.Items {
-			if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) != 1 {
-				continue
-			}
-			cs := p.Status.ContainerStatuses[0]
-			if cs.State.Running != nil && cs.State.Running.StartedAt.After(since) && cs.RestartCount == restarts {
-				ok++
+			if len(p.Status.ContainerStatuses) == 1 {
+				cs := p.Status.ContainerStatuses[0]
+				if p.Status.Phase == corev1.PodRunning && cs.State.Running != nil && !cs.State.Running.StartedAt.Before(&since) && cs.RestartCount == restarts {
+					ok++
+					continue
+				}
+				if len(off) < 5 {
+					off = append(off, fmt.Sprintf("%s: %s restarts %d state %+v last %+v", p.Name, p.Status.Phase, cs.RestartCount, cs.State, cs.LastTerminationState))
+				}
+			} else if len(off) < 5 {
+				off = append(off, fmt.Sprintf("%s: %s %s %s", p.Name, p.Status.Phase, p.Status.Reason, p.Status.Message))
 			}
 		}
 		if ok != pods {
-			return fmt.Errorf("%d of %d pods running with %d restarts since %s", ok, pods, restarts, since.Format(time.TimeOnly))
+			return fmt.Errorf("%d of %d pods running with %d restarts since %s; e.g. %s", ok, pods, restarts, since.Format(time.TimeOnly), strings.Join(off, "; "))
 		}
 		return nil
 	}
@@ -303,4 +312,93 @@ func restartCluster(t *testing.T, env *clustertest.Env) {
 	}); err != nil {
 		t.Fatalf("restart the cluster's components: %v", err)
 	}
+}
+
+// TestComponentsKilled: with a broker of the reference kind running on a
+// wasilet node (in-process agent, `wasilet controller`, the native debugEcho
+// handler), each of etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler, the registry, the controller and the discovery handler is
+// killed with SIGKILL and restarted in turn. After each: the node is Ready,
+// a new pod is scheduled and runs, the broker is the same pod (not
+// recreated), and its Instance is the same object.
+func TestComponentsKilled(t *testing.T) {
+	env := clustertest.Require(t)
+	c := akritest.Client(t, env)
+	dir := akritest.ShortDir(t)
+	n := nodetest.Start(t, nodetest.Options{Args: []string{"--discovery-handlers-directory", dir}})
+	ctrl := akritest.Controller(t, env)
+	h := akritest.StartDebugEcho(t, dir, "debugEcho", true)
+	ref := nodetest.PushWasm(t, env, nodetest.WasmFile(t, "testprog.wasm"), "testprog:components")
+	ns := env.Namespace(t)
+	ctx := context.Background()
+
+	spec := akritest.WasmPodSpec(ref, corev1.ResourceList{"{{PLACEHOLDER}}": resource.MustParse("1")}, "sleep", "1h")
+	cfg := &akri.Configuration{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "survive"},
+		Spec: akri.ConfigurationSpec{
+			DiscoveryHandler: akri.DiscoveryHandlerInfo{Name: "debugEcho", DiscoveryDetails: "descriptions:\n- foo0\n"},
+			Capacity:         1,
+			BrokerSpec:       &akri.BrokerSpec{BrokerPodSpec: &spec},
+		},
+	}
+	if err := c.Create(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	broker := n.Name + "-" + cfg.Name + "-8120fe-pod"
+	n.WaitPodPhase(t, ns, broker, corev1.PodRunning, 2*time.Minute)
+	first, err := env.Client.CoreV1().Pods(ns).Get(ctx, broker, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inst akri.Instance
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: cfg.Name + "-8120fe"}, &inst); err != nil {
+		t.Fatal(err)
+	}
+
+	restart := map[string]func(){
+		"akri controller":   func() { ctrl.Kill(); ctrl.Restart(t) },
+		"discovery handler": func() { h.Kill(); h.Restart(t) },
+	}
+	var figures []reliability.Figure
+	var kept []string
+	for i, comp := range []string{cluster.EtcdComponent, cluster.APIServerComponent, cluster.ControllerManagerComponent,
+		cluster.SchedulerComponent, cluster.RegistryComponent, "akri controller", "discovery handler"} {
+		if r, ok := restart[comp]; ok {
+			r()
+		} else {
+			kill(t, env, comp)
+			time.Sleep(2 * time.Second) // down for a moment: the node's requests fail
+			restartCluster(t, env)
+		}
+		back := time.Now()
+		// A new pod through the whole path: API, scheduler, node.
+		name := fmt.Sprintf("after-%d", i)
+		clustertest.Eventually(t, 2*time.Minute, "pod created after "+comp+" returned", func() error {
+			_, err := env.Client.CoreV1().Pods(ns).Create(ctx, n.Pod(ns, name, ref, func(p *corev1.Pod) {
+				p.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": n.Name}
+				p.Spec.Containers[0].Args = []string{"sleep", "1h"}
+			}), metav1.CreateOptions{})
+			return err
+		})
+		n.WaitPodPhase(t, ns, name, corev1.PodRunning, 2*time.Minute)
+		toPod := time.Since(back)
+		n.WaitReady(t, time.Minute)
+		got, err := env.Client.CoreV1().Pods(ns).Get(ctx, broker, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("after %s: broker: %v", comp, err)
+		}
+		if got.UID != first.UID || got.Status.Phase != corev1.PodRunning || got.Status.ContainerStatuses[0].RestartCount != 0 {
+			t.Errorf("after %s: the broker was disturbed: uid %s (first %s), phase %s, restarts %d", comp, got.UID, first.UID, got.Status.Phase, got.Status.ContainerStatuses[0].RestartCount)
+		}
+		var now akri.Instance
+		if err := c.Get(ctx, client.ObjectKeyFromObject(&inst), &now); err != nil || now.UID != inst.UID {
+			t.Errorf("after %s: Instance %s: %v (uid %s, first %s)", comp, inst.Name, err, now.UID, inst.UID)
+		}
+		figures = append(figures, reliability.Duration(comp+" back → new pod Running", toPod, 10*time.Second))
+		kept = append(kept, comp+": node Ready, broker and Instance untouched, a new pod runs")
+	}
+	reliability.Record(t, reliability.Entry{
+		Fault: "SIGKILL, one after the other, of etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the registry, `wasilet controller` and the discovery handler, each restarted at once, with an Akri broker running",
+		Kept:  kept, Figures: figures,
+	})
 }
