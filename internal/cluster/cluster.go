@@ -432,6 +432,51 @@ func Up(ctx context.Context, o Options) (_ *Cluster, retErr error) {
 	return c, nil
 }
 
+// StartComponent starts one component of the cluster in stateDir again if
+// it is not running (it crashed, or a fault test killed it), from the same
+// state and port, and waits until it is ready; the other components are
+// left alone (Up would restart them all). dieWithParent is Options'.
+func StartComponent(ctx context.Context, stateDir, name string, dieWithParent bool) error {
+	c, err := Load(stateDir)
+	if err != nil {
+		return err
+	}
+	if pid, st, err := readPIDFile(c.pidPath(name)); err == nil && alive(pid, st) {
+		return nil
+	}
+	var comp *component
+	switch name {
+	case EtcdComponent:
+		comp = c.etcdComponent()
+	case RegistryComponent:
+		if comp, err = registryComponent(c.ToolsDir, filepath.Join(c.StateDir, "registry"), c.RegistryAddr, ""); err != nil {
+			return err
+		}
+	case APIServerComponent:
+		tlsCfg, err := c.adminTLS()
+		if err != nil {
+			return err
+		}
+		comp = c.apiserverComponent(tlsCfg)
+	case ControllerManagerComponent:
+		comp = c.controllerManagerComponent()
+	case SchedulerComponent:
+		comp = c.schedulerComponent()
+	default:
+		return fmt.Errorf("cluster: no component %q (want one of %v)", name, Components)
+	}
+	p, err := comp.start(startOptions{logDir: c.LogDir(), runDir: filepath.Join(c.StateDir, "run"), dieWithParent: dieWithParent})
+	if err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	defer cancel()
+	if err := p.waitReady(wctx); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	return nil
+}
+
 // WaitForServiceAccount polls until namespace/name exists.
 func WaitForServiceAccount(ctx context.Context, cs kubernetes.Interface, namespace, name string) error {
 	for {

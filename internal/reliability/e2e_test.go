@@ -258,7 +258,7 @@ func TestRegistryOutage(t *testing.T) {
 	time.Sleep(25 * time.Second)
 
 	back := time.Now() // the registry's restart begins
-	restartCluster(t, env)
+	restart(t, env, cluster.RegistryComponent)
 	n.WaitPod(t, ns, "during", 2*time.Minute, "pulled and run once the registry is back", func(p *corev1.Pod) (bool, error) {
 		return p.Status.Phase == corev1.PodSucceeded, nil
 	})
@@ -300,17 +300,13 @@ func kill(t *testing.T, env *clustertest.Env, component string) {
 	}
 }
 
-// restartCluster starts what of the local cluster is not running, from the
-// same state and ports.
-func restartCluster(t *testing.T, env *clustertest.Env) {
+// restart starts a killed component of the local cluster again, alone.
+func restart(t *testing.T, env *clustertest.Env, component string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := cluster.Up(ctx, cluster.Options{
-		StateDir: env.StateDir, ToolsDir: env.ToolsDir, Ports: env.Cluster.Ports,
-		DieWithParent: os.Getenv(clustertest.StateEnv) == "",
-	}); err != nil {
-		t.Fatalf("restart the cluster's components: %v", err)
+	if err := cluster.StartComponent(ctx, env.StateDir, component, os.Getenv(clustertest.StateEnv) == ""); err != nil {
+		t.Fatalf("restart %s: %v", component, err)
 	}
 }
 
@@ -355,7 +351,7 @@ func TestComponentsKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	restart := map[string]func(){
+	others := map[string]func(){
 		"akri controller":   func() { ctrl.Kill(); ctrl.Restart(t) },
 		"discovery handler": func() { h.Kill(); h.Restart(t) },
 	}
@@ -363,14 +359,15 @@ func TestComponentsKilled(t *testing.T) {
 	var kept []string
 	for i, comp := range []string{cluster.EtcdComponent, cluster.APIServerComponent, cluster.ControllerManagerComponent,
 		cluster.SchedulerComponent, cluster.RegistryComponent, "akri controller", "discovery handler"} {
-		if r, ok := restart[comp]; ok {
+		if r, ok := others[comp]; ok {
 			r()
 		} else {
 			kill(t, env, comp)
 			time.Sleep(2 * time.Second) // down for a moment: the node's requests fail
-			restartCluster(t, env)
+			restart(t, env, comp)
 		}
 		back := time.Now()
+		t.Logf("%s back at %s", comp, back.Format(time.TimeOnly))
 		// A new pod through the whole path: API, scheduler, node.
 		name := fmt.Sprintf("after-%d", i)
 		clustertest.Eventually(t, 2*time.Minute, "pod created after "+comp+" returned", func() error {
@@ -382,6 +379,15 @@ func TestComponentsKilled(t *testing.T) {
 		})
 		n.WaitPodPhase(t, ns, name, corev1.PodRunning, 2*time.Minute)
 		toPod := time.Since(back)
+		if toPod > 10*time.Second {
+			// Say where the time went: the pod's events and the node's state.
+			evs, _ := env.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+			for _, e := range evs.Items {
+				t.Logf("after %s: event %s %s %s: %s", comp, e.LastTimestamp.Format(time.TimeOnly), e.Type, e.Reason, e.Message)
+			}
+			no := n.Object(t)
+			t.Logf("after %s: node taints %v conditions %v", comp, no.Spec.Taints, no.Status.Conditions)
+		}
 		n.WaitReady(t, time.Minute)
 		got, err := env.Client.CoreV1().Pods(ns).Get(ctx, broker, metav1.GetOptions{})
 		if err != nil {
