@@ -7,6 +7,7 @@
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+mkdir -p docs
 records="$(mktemp)"
 trap 'rm -f "$records"' EXIT
 # Every test of internal/reliability, and the scenarios that live beside

@@ -40,6 +40,7 @@ func newNodeCommand() *cobra.Command {
 		logLevel           string
 		criSocket          string
 		akriAgent          bool
+		maxOpenFiles       int
 		af                 agentFlags
 	)
 	cmd := &cobra.Command{
@@ -109,7 +110,7 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 				cfg.ServingCert = node.ServingCertSelfSigned
 			}
 
-			w := &podsWiring{insecureRegistries: insecureRegistries, criSocket: criSocket, log: cfg.Logger}
+			w := &podsWiring{insecureRegistries: insecureRegistries, criSocket: criSocket, maxOpenFiles: maxOpenFiles, log: cfg.Logger}
 			defer w.close()
 			cfg.NewProvider = w.newProvider
 
@@ -156,6 +157,7 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 	f.BoolVar(&selfSigned, "self-signed-serving-cert", false, "serve the kubelet API with a self-signed certificate instead of asking the cluster for one")
 	f.Float32Var(&cfg.KubeAPIQPS, "kube-api-qps", 50, "requests per second to the API server, for the node and its in-process agent")
 	f.IntVar(&cfg.KubeAPIBurst, "kube-api-burst", 100, "burst of requests to the API server above --kube-api-qps")
+	f.IntVar(&maxOpenFiles, "max-open-files-per-container", pods.DefaultMaxOpenFiles, "open files one container may hold (they are the node's own): a container past it is stopped with reason TooManyOpenFiles")
 	f.IntVar(&cfg.MaxPods, "max-pods", node.DefaultMaxPods, "pods capacity of the node")
 	f.StringVar(&cpu, "cpu", "", "cpu capacity (default: the host's logical CPUs)")
 	f.StringVar(&memory, "memory", "", "memory capacity, e.g. 4Gi (default: the host's memory)")
@@ -174,6 +176,7 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 type podsWiring struct {
 	insecureRegistries []string
 	criSocket          string
+	maxOpenFiles       int
 	log                *slog.Logger
 	devices            *devicemanager.Manager
 	podResources       *podresources.Server
@@ -198,15 +201,16 @@ func (w *podsWiring) newProvider(_ context.Context, pc node.ProviderConfig) (nod
 		allocatable = pc.Node.Status.Allocatable.DeepCopy()
 	}
 	w.provider, err = pods.New(pods.Config{
-		NodeName:    pc.NodeName,
-		NodeIP:      pc.NodeIP,
-		DataDir:     pc.DataDir,
-		Client:      pc.Client,
-		Recorder:    pc.EventRecorder,
-		Runtime:     pods.EngineRuntime{Engine: w.engine},
-		Images:      &pods.OCIImages{Store: w.store, Remote: oci.RemoteOptions{InsecureRegistries: w.insecureRegistries}},
-		Allocatable: allocatable,
-		Devices:     w.devices,
+		NodeName:     pc.NodeName,
+		NodeIP:       pc.NodeIP,
+		DataDir:      pc.DataDir,
+		Client:       pc.Client,
+		Recorder:     pc.EventRecorder,
+		Runtime:      pods.EngineRuntime{Engine: w.engine},
+		Images:       &pods.OCIImages{Store: w.store, Remote: oci.RemoteOptions{InsecureRegistries: w.insecureRegistries}},
+		Allocatable:  allocatable,
+		Devices:      w.devices,
+		MaxOpenFiles: w.maxOpenFiles,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pods: %w", err)

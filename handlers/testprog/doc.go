@@ -27,6 +27,10 @@
 //	testprog tick DUR [N]               print "tick I" every DUR, N times (0 or
 //	                                    absent: forever)
 //	testprog print-forever [DUR]        same as tick DUR (default 1s) forever
+//	testprog recurse                    recurse until the stack gives out
+//	testprog flood                      write 100-byte lines to stdout forever
+//	testprog open-files N DIR           create N files in DIR, keeping them open;
+//	                                    print how many opened (and the error)
 //
 // For example `testprog write /data/x hi ; read /data/x ; exit 3` prints "hi"
 // and exits 3. A failing step prints "testprog: STEP: REASON" to stderr and

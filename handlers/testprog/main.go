@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -233,6 +234,35 @@ func do(step, argv []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		time.Sleep(d)
 		return nil
+	case "recurse":
+		return fmt.Errorf("recursion ended at depth %d", recurse(0))
+	case "flood":
+		// Lines of 100 bytes, as fast as stdout takes them, forever.
+		line := []byte(strings.Repeat("x", 99) + "\n")
+		for {
+			if _, err := stdout.Write(line); err != nil {
+				return err
+			}
+		}
+	case "open-files":
+		if err := need(2); err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(a[0])
+		if err != nil {
+			return fmt.Errorf("count: %w", err)
+		}
+		var files []*os.File
+		for i := range n {
+			f, err := os.Create(filepath.Join(a[1], fmt.Sprintf("f%06d", i)))
+			if err != nil {
+				fmt.Fprintf(stdout, "opened %d files, then: %v\n", len(files), err)
+				return nil
+			}
+			files = append(files, f)
+		}
+		fmt.Fprintf(stdout, "opened %d files\n", len(files))
+		return nil
 	case "tick", "print-forever":
 		every, count := time.Second, 0
 		if len(a) > 0 {
@@ -262,6 +292,16 @@ func do(step, argv []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("unknown step %q", cmd)
+}
+
+// recurse calls itself until the stack gives out (it never returns
+// normally).
+//
+//go:noinline
+func recurse(depth int) int {
+	var pad [64]byte
+	pad[depth%64] = byte(depth)
+	return recurse(depth+1) + int(pad[0])
 }
 
 // kept holds allocated memory so the collector cannot free it.

@@ -14,20 +14,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	akri "github.com/wasilet/wasilet/agent/apis/akri/v0"
 	"github.com/wasilet/wasilet/internal/clustertest"
 	"github.com/wasilet/wasilet/internal/nodetest"
 )
 
+// quietClients gives controller-runtime a logger: without one, its first
+// log line prints a stack trace into the test output.
+var quietClients sync.Once
+
 // Client is an admin controller-runtime client that knows Akri's types.
 func Client(t testing.TB, env *clustertest.Env) client.Client {
 	t.Helper()
+	quietClients.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	s := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(s); err != nil {
 		t.Fatal(err)

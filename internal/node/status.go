@@ -30,10 +30,12 @@ const (
 	pidPressureFraction   = 0.10
 )
 
-// statusInterval is how often conditions are recomputed; a change is sent to
-// the node controller at once, and the controller also re-posts the status
-// every minute (the Lease is the heartbeat in between).
-const statusInterval = 10 * time.Second
+// statusInterval is how often conditions are recomputed (health checks,
+// pressure); a change is sent to the node controller at once, and the
+// controller also re-posts the status with its own heartbeat. One second
+// so that a node that breaks or recovers says so within a second; the
+// checks are cheap (a statfs, a small file written and removed).
+const statusInterval = time.Second
 
 // kubeVersion is the Kubernetes version wasilet speaks: that of the client-go
 // it is built with (client-go v0.X.Y is Kubernetes v1.X.Y).

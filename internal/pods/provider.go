@@ -50,6 +50,10 @@ type Config struct {
 	// resourceFieldRef when a container sets no limit.
 	Allocatable corev1.ResourceList
 
+	// MaxOpenFiles is how many files one container may hold open (they are
+	// the node's): a container past it is stopped (reason
+	// TooManyOpenFiles). Default DefaultMaxOpenFiles.
+	MaxOpenFiles int
 	// BackOff tunes the crash and image-pull back-off (zero: the kubelet's
 	// 10 s doubling to 300 s, reset after 10 min of running).
 	BackOff BackOff
@@ -136,6 +140,9 @@ func New(cfg Config) (*Provider, error) {
 		cfg.Recorder = &record.FakeRecorder{}
 	}
 	cfg.BackOff = cfg.BackOff.withDefaults()
+	if cfg.MaxOpenFiles == 0 {
+		cfg.MaxOpenFiles = DefaultMaxOpenFiles
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "pods"), 0o750); err != nil {
 		return nil, fmt.Errorf("pods: %w", err)
 	}
@@ -151,8 +158,12 @@ func New(cfg Config) (*Provider, error) {
 		baseCtx:   ctx,
 		cancel:    cancel,
 	}
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go p.notifyLoop()
+	go func() {
+		defer p.wg.Done()
+		p.watchFiles()
+	}()
 	go func() {
 		defer p.wg.Done()
 		p.collectOrphans()

@@ -42,6 +42,9 @@ const maxTerminationMessage = 4096
 type activeRun struct {
 	cancel context.CancelCauseFunc
 	image  string
+	// mounts are the host directories the guest sees (its open files lie
+	// there: see files.go).
+	mounts []string
 	// usage is the run's runtime.Usage and cpu its CPU rate (see stats.go).
 	usage *runtime.Usage
 	cpu   *cpuRate
@@ -902,7 +905,15 @@ func (w *podWorker) runOnce(ctx context.Context, c *corev1.Container, init bool,
 	cr.LogPath = logPath
 	cr.ImageID = imageID
 	cr.Started = true
-	w.runs[c.Name] = &activeRun{cancel: cancel, image: c.Image, usage: spec.Usage, cpu: &cpuRate{}}
+	mounts := make([]string, 0, len(spec.Mounts))
+	for _, m := range spec.Mounts {
+		if abs, err := filepath.EvalSymlinks(m.HostPath); err == nil {
+			mounts = append(mounts, abs) // /proc/self/fd shows resolved paths
+		} else {
+			mounts = append(mounts, m.HostPath)
+		}
+	}
+	w.runs[c.Name] = &activeRun{cancel: cancel, image: c.Image, mounts: mounts, usage: spec.Usage, cpu: &cpuRate{}}
 	w.save()
 	w.mu.Unlock()
 	w.changed()
@@ -937,6 +948,8 @@ func (w *podWorker) runOnce(ctx context.Context, c *corev1.Container, init bool,
 		case errors.Is(cause, errImageChanged):
 			term.Message = errImageChanged.Error()
 			term.imageChanged = true
+		case errors.Is(cause, errTooManyFiles):
+			term.Reason, term.Message = "TooManyOpenFiles", "stopped: "+cause.Error()
 		case w.stopReason == stopDeleted:
 			term.Message = "stopped when the pod was deleted (Wasm guests cannot receive SIGTERM)"
 		case w.stopReason == stopFailed:

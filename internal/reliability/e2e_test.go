@@ -408,3 +408,168 @@ func TestComponentsKilled(t *testing.T) {
 		Kept:  kept, Figures: figures,
 	})
 }
+
+// TestHostileGuests runs, on one node, guests that recurse without end,
+// allocate 4 GiB under a 128 MiB limit, flood stdout, open files without
+// end, spin past a 1 s activeDeadlineSeconds and write the text the node
+// once used for "image changed" as their termination message. Each ends the
+// way the kubelet would report it (or is held to its bound), the node keeps
+// its open files and disk in check, and other pods still start: their start
+// latency is measured before and during.
+func TestHostileGuests(t *testing.T) {
+	env := clustertest.Require(t)
+	n := nodetest.Start(t, nodetest.Options{})
+	ref := nodetest.PushWasm(t, env, nodetest.WasmFile(t, "testprog.wasm"), "testprog:hostile")
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	pods := env.Client.CoreV1().Pods(ns)
+
+	probe := func(round string, k int) []time.Duration {
+		var out []time.Duration
+		for i := range k {
+			name := fmt.Sprintf("probe-%s-%d", round, i)
+			start := time.Now()
+			n.CreatePod(t, n.Pod(ns, name, ref, func(p *corev1.Pod) { p.Spec.Containers[0].Args = []string{"sleep", "1h"} }))
+			clustertest.Eventually(t, time.Minute, name+" running", func() error {
+				p, err := pods.Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				if p.Status.Phase != corev1.PodRunning {
+					return fmt.Errorf("phase %s", p.Status.Phase)
+				}
+				return nil
+			})
+			out = append(out, time.Since(start))
+			_ = pods.Delete(ctx, name, metav1.DeleteOptions{})
+		}
+		return out
+	}
+	before := probe("before", 5)
+	fdsBefore := openFiles(n.Pid())
+
+	hostile := map[string]func(*corev1.Pod){
+		"recurse": func(p *corev1.Pod) {
+			p.Spec.RestartPolicy = corev1.RestartPolicyNever
+			p.Spec.Containers[0].Args = []string{"recurse"}
+		},
+		"alloc": func(p *corev1.Pod) {
+			p.Spec.RestartPolicy = corev1.RestartPolicyNever
+			p.Spec.Containers[0].Args = []string{"alloc", "4G"}
+			p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")}
+		},
+		"flood": func(p *corev1.Pod) { p.Spec.Containers[0].Args = []string{"flood"} },
+		"files": func(p *corev1.Pod) {
+			p.Spec.RestartPolicy = corev1.RestartPolicyNever
+			p.Spec.Containers[0].Args = []string{"open-files", "30000", "/data"}
+			p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+		},
+		"spin": func(p *corev1.Pod) {
+			p.Spec.RestartPolicy = corev1.RestartPolicyNever
+			p.Spec.ActiveDeadlineSeconds = ptrTo[int64](1)
+			p.Spec.Containers[0].Args = []string{"spin"}
+		},
+		"liar": func(p *corev1.Pod) {
+			p.Spec.Containers[0].Args = []string{"fail", "container image changed"}
+		},
+	}
+	started := time.Now()
+	for name, mut := range hostile {
+		n.CreatePod(t, n.Pod(ns, name, ref, mut))
+	}
+	during := probe("during", 5)
+
+	terminated := func(name string) *corev1.ContainerStateTerminated {
+		var term *corev1.ContainerStateTerminated
+		n.WaitPod(t, ns, name, 2*time.Minute, "terminated", func(p *corev1.Pod) (bool, error) {
+			if len(p.Status.ContainerStatuses) == 1 {
+				term = p.Status.ContainerStatuses[0].State.Terminated
+			}
+			return term != nil, nil
+		})
+		return term
+	}
+	var kept []string
+	if term := terminated("recurse"); term.ExitCode != 134 || !strings.Contains(term.Message, "call stack exhausted") {
+		t.Errorf("recurse: %+v", term)
+	} else {
+		kept = append(kept, fmt.Sprintf("unbounded recursion: a trap, exit %d, %q", term.ExitCode, firstLine(term.Message)))
+	}
+	if term := terminated("alloc"); term.Reason != "OOMKilled" || term.ExitCode != 137 {
+		t.Errorf("alloc: %+v", term)
+	} else {
+		kept = append(kept, "4 GiB allocation under a 128 MiB limit: OOMKilled, exit 137")
+	}
+	if term := terminated("files"); term.Reason != "TooManyOpenFiles" {
+		t.Errorf("files: %+v", term)
+	} else {
+		kept = append(kept, "30,000 files opened: stopped with reason TooManyOpenFiles: "+term.Message)
+	}
+	n.WaitPod(t, ns, "spin", time.Minute, "DeadlineExceeded", func(p *corev1.Pod) (bool, error) {
+		return p.Status.Phase == corev1.PodFailed && p.Status.Reason == "DeadlineExceeded", nil
+	})
+	kept = append(kept, "a guest spinning forever with activeDeadlineSeconds 1: Failed, DeadlineExceeded")
+
+	// Let the flood and the liar run a while.
+	time.Sleep(time.Until(started.Add(30 * time.Second)))
+	flood, err := pods.Get(ctx, "flood", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logBytes := dirSize(filepath.Join(n.DataDir, "pods", string(flood.UID)))
+	const logBound = 5*10<<20 + 16<<20 // five 10 MiB files, and the one being written past its limit
+	if logBytes > logBound {
+		t.Errorf("flooding pod's directory holds %d MiB, over the rotation bound", logBytes>>20)
+	} else {
+		kept = append(kept, fmt.Sprintf("stdout flood for 30 s: its logs hold %d MiB on disk (rotation: 5 files of 10 MiB)", logBytes>>20))
+	}
+	liar, err := pods.Get(ctx, "liar", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := liar.Status.ContainerStatuses[0].RestartCount; r > 4 {
+		t.Errorf("a guest claiming \"container image changed\" restarted %d times in 30 s: no back-off", r)
+	} else {
+		kept = append(kept, fmt.Sprintf("a guest writing \"container image changed\" as its termination message: %d restarts in 30 s (back-off kept)", r))
+	}
+	fdsAfter := openFiles(n.Pid())
+	if fdsAfter > fdsBefore+200 {
+		t.Errorf("the node holds %d open files, %d before the hostile guests", fdsAfter, fdsBefore)
+	} else {
+		kept = append(kept, fmt.Sprintf("node open files %d before, %d after", fdsBefore, fdsAfter))
+	}
+	if !n.Running() {
+		t.Fatal("the node exited")
+	}
+	med := func(ds []time.Duration) time.Duration { return akritest.Percentile(ds, 50) }
+	reliability.Record(t, reliability.Entry{
+		Fault: "hostile guests on one node: unbounded recursion, a 4 GiB allocation under a 128 MiB limit, a stdout flood, 30,000 open files, a spin past activeDeadlineSeconds 1, a termination message faking \"image changed\"",
+		Kept:  kept,
+		Figures: []reliability.Figure{
+			{Name: "other pods' create → Running, before (median of 5)", Value: med(before).Round(time.Millisecond).String()},
+			{Name: "other pods' create → Running, during (median of 5)", Value: med(during).Round(time.Millisecond).String()},
+		},
+	})
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return l
+}
+
+// dirSize is the bytes of the regular files under dir.
+func dirSize(dir string) int64 {
+	var total int64
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				total += fi.Size()
+			}
+		}
+		return nil
+	})
+	return total
+}

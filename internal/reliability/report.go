@@ -40,6 +40,9 @@ var mu sync.Mutex
 func Record(t testing.TB, e Entry) {
 	t.Helper()
 	e.Scenario = t.Name()
+	for _, k := range e.Kept {
+		t.Logf("reliability: kept: %s", k)
+	}
 	for _, f := range e.Figures {
 		t.Logf("reliability: %s = %s (target %s)", f.Name, f.Value, orDash(f.Target))
 	}
