@@ -116,7 +116,7 @@ func TestE2EDiskFull(t *testing.T) {
 			"the node process keeps running; DiskPressure False and Ready True once space returns; the pod runs",
 		},
 		Figures: []reliability.Figure{
-			{Name: "disk full → DiskPressure, Ready False, taint", Value: toPressure.Round(time.Millisecond).String(), Target: "≤ one status period (10 s) + taint"},
+			reliability.Duration("disk full → DiskPressure, Ready False, taint", toPressure, 10*time.Second),
 			reliability.Duration("space back → Ready", toReady, 10*time.Second),
 			{Name: "space back → pod Running", Value: toRunning.Round(time.Millisecond).String()},
 		},
