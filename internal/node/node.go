@@ -51,8 +51,16 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 	cfg.Logger = logger
 	klog.SetSlogLogger(logger)
 
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	// Nobody else may write where the node keeps pods, images and sockets.
+	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o022 != 0 {
+		perm := fi.Mode().Perm() &^ 0o022
+		logger.Warn("data directory writable by others: tightening its mode", "dir", cfg.DataDir, "from", fmt.Sprintf("%04o", fi.Mode().Perm()), "to", fmt.Sprintf("%04o", perm))
+		if err := os.Chmod(cfg.DataDir, perm); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
 	}
 	if err := os.MkdirAll(cfg.pkiDir(), 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
