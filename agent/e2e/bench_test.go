@@ -98,11 +98,19 @@ func BenchmarkAkriReaction(b *testing.B) {
 	b.Logf("%d runs; Configuration applied → broker Running: %v; OFFLINE → broker gone: %v", len(toRunning), toRunning, toGone)
 }
 
-// BenchmarkAPICallsPerDevice counts the API requests a standalone agent
-// makes (client-go's rest_client_requests_total from its /metrics) while 100
-// devices are discovered and turned into Instances and device plugins, and
-// after they settle.
-func BenchmarkAPICallsPerDevice(b *testing.B) {
+// BenchmarkAgentScale: a handler reports 1, 100 and 1,000 devices to a
+// standalone agent beside a wasilet node; for each, the time from the
+// Configuration's creation until every Instance exists and every device
+// plugin is allocatable on the node, the API requests the agent made per
+// device (client-go's rest_client_requests_total from its /metrics) and
+// per second once settled, and the agent's resident memory per device.
+func BenchmarkAgentScale(b *testing.B) {
+	for _, devices := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("devices=%d", devices), func(b *testing.B) { agentScale(b, devices) })
+	}
+}
+
+func agentScale(b *testing.B, devices int) {
 	env := clustertest.Require(b)
 	c := akritest.Client(b, env)
 	dir := akritest.ShortDir(b)
@@ -111,17 +119,16 @@ func BenchmarkAPICallsPerDevice(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	akritest.Start(b, "agent", []string{"AGENT_NODE_NAME=" + n.Name, "DISCOVERY_HANDLERS_DIRECTORY=" + dir}, "agent",
+	agent := akritest.Start(b, "agent", []string{"AGENT_NODE_NAME=" + n.Name, "DISCOVERY_HANDLERS_DIRECTORY=" + dir}, "agent",
 		"--kubeconfig", env.AdminKubeconfig,
 		"--device-plugins-dir", filepath.Join(n.DataDir, "device-plugins"),
 		"--pod-resources-socket", filepath.Join(n.DataDir, "pod-resources", "kubelet.sock"),
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port))
 	akritest.StartDebugEcho(b, dir, "debugEcho", true)
 	ns := env.Namespace(b)
-	const devices = 100
 	var descs []string
 	for i := range devices {
-		descs = append(descs, fmt.Sprintf("dev%03d", i))
+		descs = append(descs, fmt.Sprintf("dev%04d", i))
 	}
 	metrics := func() map[string]float64 {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
@@ -149,25 +156,33 @@ func BenchmarkAPICallsPerDevice(b *testing.B) {
 		return out
 	}
 	time.Sleep(2 * time.Second)
-	var perDevice, settled float64
+	var perDevice, settled, rssPerDevice float64
+	var took time.Duration
+	round := 0
 	for b.Loop() {
+		round++
+		rssBefore := processRSS(agent.Pid())
 		before := metrics()
-		cfg := configuration(ns, "calls", "debugEcho", descs, 1, "unused")
+		cfg := configuration(ns, fmt.Sprintf("scale%d", round), "debugEcho", descs, 1, "unused")
 		cfg.Spec.BrokerSpec, cfg.Spec.InstanceServiceSpec, cfg.Spec.ConfigurationServiceSpec = nil, nil, nil
+		start := time.Now()
 		if err := c.Create(context.Background(), cfg); err != nil {
 			b.Fatal(err)
 		}
-		poll(b, 3*time.Minute, "100 Instances with plugins", func(ctx context.Context) bool {
+		prefix := "akri.sh/" + cfg.Name + "-"
+		poll(b, 10*time.Minute, fmt.Sprintf("%d Instances with plugins", devices), func(ctx context.Context) bool {
 			node := n.Object(b)
 			count := 0
 			for r, q := range node.Status.Allocatable {
-				if strings.HasPrefix(string(r), "akri.sh/calls-") && q.Value() == 1 {
+				if strings.HasPrefix(string(r), prefix) && q.Value() == 1 {
 					count++
 				}
 			}
 			return count == devices
 		})
+		took = time.Since(start)
 		mid := metrics()
+		rssPerDevice = float64(processRSS(agent.Pid())-rssBefore) / float64(devices)
 		time.Sleep(10 * time.Second)
 		after := metrics()
 		var total, idle float64
@@ -177,13 +192,16 @@ func BenchmarkAPICallsPerDevice(b *testing.B) {
 		for m, v := range after {
 			idle += v - mid[m]
 		}
-		perDevice, settled = total/devices, idle/10
-		b.Logf("requests by method while discovering %d devices: %v (before %v)", devices, diff(mid, before), before)
+		perDevice, settled = total/float64(devices), idle/10
+		b.Logf("%d devices: all Instances and plugins in %s; requests by method %v; agent RSS +%d KiB/device",
+			devices, took.Round(time.Millisecond), diff(mid, before), int64(rssPerDevice)>>10)
 		_ = c.Delete(context.Background(), cfg)
 	}
 	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(took.Seconds(), "s-to-all-plugins")
 	b.ReportMetric(perDevice, "api-calls/device")
 	b.ReportMetric(settled, "api-calls/s-settled")
+	b.ReportMetric(rssPerDevice/1024, "agent-KiB/device")
 }
 
 func diff(a, b map[string]float64) map[string]float64 {

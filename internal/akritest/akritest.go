@@ -62,6 +62,16 @@ type Proc struct {
 	done chan struct{}
 }
 
+// Pid is the process id of the running process (0 if none).
+func (p *Proc) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Start runs `wasilet <args>` with extra environment env (KEY=VALUE).
 func Start(t testing.TB, name string, env []string, args ...string) *Proc {
 	t.Helper()
