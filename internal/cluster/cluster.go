@@ -145,6 +145,23 @@ type Cluster struct {
 	RegistryAddr string `json:"-"`
 	// Reused says Up found this cluster running and started nothing.
 	Reused bool `json:"-"`
+	// SigningDuration, when set, is the lifetime of the certificates the
+	// controller-manager signs (--cluster-signing-duration): short-lived
+	// node certificates for rotation tests. See SetSigningDuration.
+	SigningDuration time.Duration `json:"signingDuration,omitempty"`
+}
+
+// SetSigningDuration records the lifetime of the certificates the
+// controller-manager of the cluster in stateDir signs (0: its default of a
+// year). It takes effect when the controller-manager next starts (see
+// StartComponent).
+func SetSigningDuration(stateDir string, d time.Duration) error {
+	c, err := Load(stateDir)
+	if err != nil {
+		return err
+	}
+	c.SigningDuration = d
+	return c.save()
 }
 
 const stateFile = "state.json"
@@ -465,6 +482,16 @@ func StartComponent(ctx context.Context, stateDir, name string, dieWithParent bo
 	default:
 		return fmt.Errorf("cluster: no component %q (want one of %v)", name, Components)
 	}
+	// A process killed a moment ago may not have released its ports yet.
+	for _, port := range comp.ports {
+		for deadline := time.Now().Add(10 * time.Second); checkPortFree(port, name) != nil && time.Now().Before(deadline); {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
 	p, err := comp.start(startOptions{logDir: c.LogDir(), runDir: filepath.Join(c.StateDir, "run"), dieWithParent: dieWithParent})
 	if err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
@@ -673,7 +700,7 @@ func (c *Cluster) controllerManagerComponent() *component {
 	return &component{
 		name: ControllerManagerComponent,
 		bin:  c.tool("kube-controller-manager"),
-		args: []string{
+		args: append([]string{
 			"--kubeconfig=" + kc,
 			"--authentication-kubeconfig=" + kc,
 			"--authorization-kubeconfig=" + kc,
@@ -693,10 +720,18 @@ func (c *Cluster) controllerManagerComponent() *component {
 			// endpoints, endpointslice, …) plus the two kubeadm turns on.
 			"--controllers=*,bootstrapsigner,tokencleaner",
 			"--leader-elect=false",
-		},
+		}, c.signingArgs()...),
 		ports: []int{c.Ports.ControllerManager},
 		ready: insecureHealthz(c.Ports.ControllerManager),
 	}
+}
+
+// signingArgs are the controller-manager's flags for SigningDuration.
+func (c *Cluster) signingArgs() []string {
+	if c.SigningDuration <= 0 {
+		return nil
+	}
+	return []string{"--cluster-signing-duration=" + c.SigningDuration.String()}
 }
 
 func (c *Cluster) schedulerComponent() *component {
