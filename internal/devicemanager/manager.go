@@ -224,9 +224,38 @@ func (m *Manager) Check() error {
 	case stopped:
 		return errors.New("registration server stopped")
 	}
-	if _, err := os.Stat(m.sockPath); err != nil {
+	if _, err := os.Stat(m.sockPath); errors.Is(err, fs.ErrNotExist) {
+		// Someone removed it: plugins could not register any more. Serve
+		// it again (plugins that watch the directory register again) and
+		// report it this time.
+		if serr := m.serveAgain(); serr != nil {
+			return fmt.Errorf("registration socket %s was removed and cannot be served again: %w", m.sockPath, serr)
+		}
+		return fmt.Errorf("registration socket %s was removed; serving it again", m.sockPath)
+	} else if err != nil {
 		return fmt.Errorf("registration socket: %w", err)
 	}
+	return nil
+}
+
+// serveAgain replaces the registration server with one on a new socket.
+func (m *Manager) serveAgain() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.started || m.stopped {
+		return errors.New("not running")
+	}
+	if err := m.reg.Stop(); err != nil {
+		m.log.Warn("stop the old registration server", "err", err)
+	}
+	ln, err := net.Listen("unix", m.sockPath)
+	if err != nil {
+		return err
+	}
+	srv := grpc.NewServer()
+	pluginapi.RegisterRegistrationServer(srv, &registrationServer{m: m})
+	m.reg = grpcsock.Serve(srv, ln, m.sockPath, m.log, "device plugin registration server")
+	m.log.Warn("device plugin registration socket was removed: serving it again", "socket", m.sockPath)
 	return nil
 }
 

@@ -153,6 +153,7 @@ func TestReadyFollowsHealthChecks(t *testing.T) {
 	p := newStatusProvider(c)
 	ready := func() corev1.NodeCondition {
 		t.Helper()
+		p.checkHealth()
 		n := p.compute(time.Now())
 		p.last = n
 		for _, cond := range n.Status.Conditions {

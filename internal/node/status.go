@@ -146,12 +146,14 @@ type statusProvider struct {
 	base *corev1.Node
 
 	mu     sync.Mutex
+	health []string     // failed health checks, from checkHealth
 	last   *corev1.Node // last status handed out (for transition times)
 	notify func(*corev1.Node)
 }
 
 func newStatusProvider(cfg *Config) *statusProvider {
 	p := &statusProvider{cfg: cfg, base: baseNode(cfg)}
+	p.checkHealth()
 	p.last = p.compute(time.Now())
 	return p
 }
@@ -205,6 +207,7 @@ func (p *statusProvider) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			p.checkHealth()
 		case <-due:
 			due = nil
 			force = true
@@ -323,7 +326,10 @@ func (p *statusProvider) compute(now time.Time) *corev1.Node {
 		conds = append(conds, cond(corev1.NodePIDPressure, false, "KubeletHasSufficientPID", "kubelet has sufficient PID available"))
 	}
 
-	if problems := p.problems(); len(problems) > 0 {
+	p.mu.Lock()
+	problems := p.health
+	p.mu.Unlock()
+	if len(problems) > 0 {
 		c := cond(corev1.NodeReady, true, "KubeletNotReady", strings.Join(problems, "; "))
 		c.Status = corev1.ConditionFalse
 		conds = append(conds, c)
@@ -343,6 +349,16 @@ func (p *statusProvider) compute(now time.Time) *corev1.Node {
 	}
 	n.Status.Conditions = conds
 	return n
+}
+
+// checkHealth runs the health checks once a status period (not at every
+// status update: resource changes may come by the thousand), so that a
+// problem shows for at least a period even when the check repairs it.
+func (p *statusProvider) checkHealth() {
+	problems := p.problems()
+	p.mu.Lock()
+	p.health = problems
+	p.mu.Unlock()
 }
 
 // problems runs the health checks: the data directory's, then the

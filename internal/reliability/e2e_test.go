@@ -677,3 +677,88 @@ func TestCertificateRotation(t *testing.T) {
 		},
 	})
 }
+
+// TestDeviceManagerSocketRemoved: someone removes the node's device-plugin
+// registration socket (kubelet.sock). The node says so — Ready False naming
+// the device manager — serves the socket again and is Ready once more; the
+// Akri agent's plugin registers again and its device is allocatable again.
+func TestDeviceManagerSocketRemoved(t *testing.T) {
+	env := clustertest.Require(t)
+	c := akritest.Client(t, env)
+	dir := akritest.ShortDir(t)
+	n := nodetest.Start(t, nodetest.Options{Args: []string{"--discovery-handlers-directory", dir}})
+	akritest.StartDebugEcho(t, dir, "debugEcho", true)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	cfg := &akri.Configuration{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sock"},
+		Spec: akri.ConfigurationSpec{
+			DiscoveryHandler: akri.DiscoveryHandlerInfo{Name: "debugEcho", DiscoveryDetails: "descriptions:\n- foo0\n"},
+			Capacity:         1,
+		},
+	}
+	if err := c.Create(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	res := corev1.ResourceName("akri.sh/" + cfg.Name + "-8120fe")
+	allocatable := func() error {
+		if q := n.Object(t).Status.Allocatable[res]; q.Value() != 1 {
+			return fmt.Errorf("%s = %s", res, q.String())
+		}
+		return nil
+	}
+	clustertest.Eventually(t, time.Minute, "device allocatable", allocatable)
+
+	sock := filepath.Join(n.DataDir, "device-plugins", "kubelet.sock")
+	if err := os.Remove(sock); err != nil {
+		t.Fatal(err)
+	}
+	removed := time.Now()
+	var message string
+	ready := func() corev1.NodeCondition {
+		for _, cond := range n.Object(t).Status.Conditions {
+			if cond.Type == corev1.NodeReady {
+				return cond
+			}
+		}
+		return corev1.NodeCondition{}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if r := ready(); r.Status == corev1.ConditionFalse {
+			message = r.Message
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Ready never went False after kubelet.sock was removed")
+		}
+	}
+	toFalse := time.Since(removed)
+	if !strings.Contains(message, "device manager") || !strings.Contains(message, "kubelet.sock") {
+		t.Errorf("Ready False without the cause: %q", message)
+	}
+	clustertest.Eventually(t, 30*time.Second, "Ready again", func() error {
+		if r := ready(); r.Status != corev1.ConditionTrue {
+			return fmt.Errorf("Ready %s %q", r.Status, r.Message)
+		}
+		return nil
+	})
+	toTrue := time.Since(removed)
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("kubelet.sock not served again: %v", err)
+	}
+	clustertest.Eventually(t, time.Minute, "device allocatable again", allocatable)
+	toDevice := time.Since(removed)
+	reliability.Record(t, reliability.Entry{
+		Fault: "the node's device-plugin registration socket (device-plugins/kubelet.sock) removed from under it",
+		Kept: []string{
+			"Ready False: " + message,
+			"the socket served again and Ready True",
+			"the Akri agent's plugin registered again: the device is allocatable again",
+		},
+		Figures: []reliability.Figure{
+			reliability.Duration("socket removed → Ready False", toFalse, 10*time.Second),
+			reliability.Duration("socket removed → Ready True again", toTrue, 10*time.Second),
+			reliability.Duration("socket removed → device allocatable again", toDevice, 10*time.Second),
+		},
+	})
+}
