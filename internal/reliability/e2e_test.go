@@ -34,10 +34,11 @@ import (
 func TestMain(m *testing.M) { nodetest.Main(m) }
 
 // TestKillNodeWith100Pods: `kill -9` of a node running 100 pods, ten of them
-// holding devices of the in-process Akri agent. After the restart every pod
-// runs again with exactly one restart, the device allocations are the same
-// (PodResources), no pod runs twice, and the node holds no more open files
-// than before the kill.
+// Akri brokers (`wasilet controller`) holding devices of the node's
+// in-process agent. After the restart every pod runs again with exactly one
+// restart, the device allocations are the same (PodResources), the brokers
+// are the same ten pods (none recreated, none added), no pod runs twice, and
+// the node holds no more open files than before the kill.
 func TestKillNodeWith100Pods(t *testing.T) {
 	const pods, withDevice = 100, 10
 	env := clustertest.Require(t)
@@ -45,6 +46,7 @@ func TestKillNodeWith100Pods(t *testing.T) {
 	dir := akritest.ShortDir(t)
 	n := nodetest.Start(t, nodetest.Options{Args: []string{"--discovery-handlers-directory", dir}})
 	akritest.StartDebugEcho(t, dir, "debugEcho", true)
+	akritest.Controller(t, env)
 	ref := nodetest.PushWasm(t, env, nodetest.WasmFile(t, "testprog.wasm"), "testprog:kill9")
 	ns := env.Namespace(t)
 	ctx := context.Background()
@@ -53,11 +55,13 @@ func TestKillNodeWith100Pods(t *testing.T) {
 	for i := range withDevice {
 		details += fmt.Sprintf("- dev%d\n", i)
 	}
+	brokerSpec := akritest.WasmPodSpec(ref, corev1.ResourceList{"{{PLACEHOLDER}}": resource.MustParse("1")}, "echo", "up", ";", "sleep", "1h")
 	cfg := &akri.Configuration{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kill"},
 		Spec: akri.ConfigurationSpec{
 			DiscoveryHandler: akri.DiscoveryHandlerInfo{Name: "debugEcho", DiscoveryDetails: details},
 			Capacity:         1,
+			BrokerSpec:       &akri.BrokerSpec{BrokerPodSpec: &brokerSpec},
 		},
 	}
 	if err := c.Create(ctx, cfg); err != nil {
@@ -72,14 +76,21 @@ func TestKillNodeWith100Pods(t *testing.T) {
 	})
 
 	start := time.Now()
-	for i := range pods {
-		p := n.Pod(ns, fmt.Sprintf("p%03d", i), ref, func(p *corev1.Pod) {
+	for i := range pods - withDevice {
+		n.CreatePod(t, n.Pod(ns, fmt.Sprintf("p%03d", i), ref, func(p *corev1.Pod) {
 			p.Spec.Containers[0].Args = []string{"echo", "up", ";", "sleep", "1h"}
-			if i < withDevice {
-				p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{res: resource.MustParse("1")}
-			}
-		})
-		n.CreatePod(t, p)
+		}))
+	}
+	brokerUIDs := func() map[string]string {
+		list, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "akri.sh/configuration=" + cfg.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, p := range list.Items {
+			out[p.Name] = string(p.UID)
+		}
+		return out
 	}
 	// Pod times have whole seconds.
 	running := func(after time.Time, restarts int32) error {
@@ -109,8 +120,12 @@ func TestKillNodeWith100Pods(t *testing.T) {
 		}
 		return nil
 	}
-	clustertest.Eventually(t, 3*time.Minute, "all pods running", func() error { return running(start.Add(-time.Second), 0) })
+	clustertest.Eventually(t, 3*time.Minute, "all pods running (brokers included)", func() error { return running(start.Add(-time.Second), 0) })
 	firstStart := time.Since(start)
+	brokersBefore := brokerUIDs()
+	if len(brokersBefore) != withDevice {
+		t.Fatalf("%d brokers, want %d: %v", len(brokersBefore), withDevice, brokersBefore)
+	}
 	before := allocations(t, n)
 	if got := countDevices(before); got != withDevice {
 		t.Fatalf("%d devices allocated before the kill, want %d: %v", got, withDevice, before)
@@ -125,14 +140,21 @@ func TestKillNodeWith100Pods(t *testing.T) {
 		return running(restarted, 1)
 	})
 	allRunning := time.Since(restarted)
+	if b := brokerUIDs(); fmt.Sprint(b) != fmt.Sprint(brokersBefore) {
+		t.Errorf("brokers changed across the kill:\nbefore %v\nafter  %v", brokersBefore, b)
+	}
 	after := allocations(t, n)
 	if fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("allocations changed across the kill:\nbefore %v\nafter  %v", before, after)
 	}
 	// No pod runs twice: each logs "up" once per run, so the current log
 	// of every pod is exactly one line.
-	for i := range pods {
-		name := fmt.Sprintf("p%03d", i)
+	list, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list.Items {
+		name := p.Name
 		raw, err := env.Client.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
 		if err != nil {
 			t.Fatalf("logs of %s: %v", name, err)
@@ -148,10 +170,11 @@ func TestKillNodeWith100Pods(t *testing.T) {
 		t.Errorf("open files %d after the restart, %d before the kill", fdsAfter, fdsBefore)
 	}
 	reliability.Record(t, reliability.Entry{
-		Fault: fmt.Sprintf("SIGKILL of the node process running %d pods (%d holding an Akri device of its in-process agent), then a restart on the same data directory", pods, withDevice),
+		Fault: fmt.Sprintf("SIGKILL of the node process running %d pods (%d of them Akri brokers holding a device of its in-process agent), then a restart on the same data directory", pods, withDevice),
 		Kept: []string{
 			fmt.Sprintf("all %d pods Running again, each with restartCount 1", pods),
 			"device allocations identical before and after (PodResources List)",
+			fmt.Sprintf("the same %d broker pods (UIDs) before and after: none recreated, none added", withDevice),
 			"no pod running twice (one run's log per pod)",
 			fmt.Sprintf("open files of the node: %d before the kill, %d after", fdsBefore, fdsAfter),
 		},
