@@ -156,19 +156,7 @@ func (w *podWorker) event(name string, init bool, typ, reason, format string, ar
 }
 
 // sleep waits d or until ctx ends; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+func sleep(ctx context.Context, d time.Duration) bool { return sleepUnless(ctx, d, nil) }
 
 // sleepUnless is sleep, cut short when wake is closed (a nil wake never is).
 func sleepUnless(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
