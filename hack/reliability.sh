@@ -20,5 +20,9 @@ WASILET_RELIABILITY_REPORT="$records" go test -count=1 -timeout 20m -v \
   -run '^TestE2EDiskFull$' ./internal/node \
   2>&1 | tee -a /tmp/wasilet-reliability.log
 status=$(( status | PIPESTATUS[0] ))
+WASILET_RELIABILITY_REPORT="$records" go test -count=1 -timeout 20m -v \
+  -run '^TestProxyKilled$' ./proxy/e2e \
+  2>&1 | tee -a /tmp/wasilet-reliability.log
+status=$(( status | PIPESTATUS[0] ))
 go run ./hack/reliability "$records" docs/reliability.md || status=1
 exit "$status"

@@ -26,6 +26,7 @@ import (
 	"github.com/wasilet/wasilet/internal/akritest"
 	"github.com/wasilet/wasilet/internal/clustertest"
 	"github.com/wasilet/wasilet/internal/nodetest"
+	"github.com/wasilet/wasilet/internal/reliability"
 	"github.com/wasilet/wasilet/proxy/exchange"
 )
 
@@ -324,4 +325,39 @@ func mustInstances(t *testing.T, s *scenario, cfg string) []akri.Instance {
 		t.Fatal(err)
 	}
 	return ins
+}
+
+// TestProxyKilled: the proxy (the gRPC face of the Wasm handler) is killed
+// with SIGKILL and restarted mid-run. The broker stays the same pod (the
+// agent keeps a lost handler's devices while it reconnects), and the device
+// path works again: OFFLINE removes the broker, ONLINE brings one back.
+func TestProxyKilled(t *testing.T) {
+	s := setup(t)
+	s.handlerPod(t)
+	s.configuration(t, "akri-debug-echo", "foo0")
+	before := s.waitBrokers(t, "akri-debug-echo", 1)[0].UID
+
+	s.proxy.Kill()
+	killed := time.Now()
+	s.proxy.Restart(t)
+	// Past the proxy's re-registration and the agent's reconnect.
+	time.Sleep(3 * time.Second)
+	if after := s.waitBrokers(t, "akri-debug-echo", 1)[0].UID; after != before {
+		t.Errorf("broker replaced across a proxy kill (%s → %s)", before, after)
+	}
+	s.availability(t, "OFFLINE")
+	s.waitBrokers(t, "akri-debug-echo", 0)
+	offline := time.Since(killed)
+	s.availability(t, "ONLINE")
+	s.waitBrokers(t, "akri-debug-echo", 1)
+	reliability.Record(t, reliability.Entry{
+		Fault: "SIGKILL of `wasilet proxy` (between the Wasm debugEcho handler pod and the agent), then a restart",
+		Kept: []string{
+			"the broker stays the same pod across the kill",
+			"OFFLINE afterwards removes the broker, ONLINE brings one back: the device path works again",
+		},
+		Figures: []reliability.Figure{
+			{Name: "proxy killed → OFFLINE seen through it (incl. a 3 s wait)", Value: offline.Round(time.Millisecond).String()},
+		},
+	})
 }
