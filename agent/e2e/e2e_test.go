@@ -725,7 +725,8 @@ exec %q`, filepath.Join(n.DataDir, "device-plugins"), filepath.Join(n.DataDir, "
 // TestStandaloneAgentRestarts runs `wasilet agent` beside a node without its
 // in-process agent: its plugins register again when the node (the kubelet)
 // restarts and recreates kubelet.sock (upstream never does), and an agent
-// restart neither duplicates the Instance nor loses the claimed slot.
+// restart, clean or after SIGKILL, neither duplicates the Instance nor loses
+// the claimed slot.
 func TestStandaloneAgentRestarts(t *testing.T) {
 	env := clustertest.Require(t)
 	c := akritest.Client(t, env)
@@ -786,15 +787,21 @@ func TestStandaloneAgentRestarts(t *testing.T) {
 	n.WaitReady(t, 2*time.Minute)
 	capacity(2)
 
-	ag.Restart(t)
-	time.Sleep(3 * time.Second)
-	capacity(2)
 	var after akri.Instance
-	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &after); err != nil {
-		t.Fatal(err)
-	}
-	if after.UID != before.UID || fmt.Sprint(after.Spec.DeviceUsage) != fmt.Sprint(before.Spec.DeviceUsage) {
-		t.Errorf("after agent restart: uid %s deviceUsage %v; before: uid %s deviceUsage %v", after.UID, after.Spec.DeviceUsage, before.UID, before.Spec.DeviceUsage)
+	// A clean restart (SIGTERM), then a crash (SIGKILL: no cleanup at all).
+	for _, crash := range []bool{false, true} {
+		if crash {
+			ag.Kill()
+		}
+		ag.Restart(t)
+		time.Sleep(3 * time.Second)
+		capacity(2)
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &after); err != nil {
+			t.Fatal(err)
+		}
+		if after.UID != before.UID || fmt.Sprint(after.Spec.DeviceUsage) != fmt.Sprint(before.Spec.DeviceUsage) {
+			t.Errorf("after agent restart (killed: %v): uid %s deviceUsage %v; before: uid %s deviceUsage %v", crash, after.UID, after.Spec.DeviceUsage, before.UID, before.Spec.DeviceUsage)
+		}
 	}
 	ins, _ := akritest.Instances(ctx, c, ns, cfg.Name)
 	if len(ins) != 1 {
