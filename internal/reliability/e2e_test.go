@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -782,6 +783,82 @@ func TestDeviceManagerSocketRemoved(t *testing.T) {
 			reliability.Duration("socket removed → Ready False", toFalse, 10*time.Second),
 			reliability.Duration("socket removed → Ready True again", toTrue, 10*time.Second),
 			reliability.Duration("socket removed → device allocatable again", toDevice, 10*time.Second),
+		},
+	})
+}
+
+// TestRuntimeCacheReadOnly: the runtime's compiled-module cache becomes
+// read-only under the node (a read-only filesystem mounted over it). Ready
+// goes False naming the runtime, pods still start (compiled in memory), and
+// Ready is True again once the cache is writable.
+func TestRuntimeCacheReadOnly(t *testing.T) {
+	env := clustertest.Require(t)
+	n := nodetest.Start(t, nodetest.Options{})
+	ref := nodetest.PushWasm(t, env, nodetest.WasmFile(t, "testprog.wasm"), "testprog:rocache")
+	ns := env.Namespace(t)
+	cache := filepath.Join(n.DataDir, "cache")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", cache).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a read-only filesystem here (needs root): %v: %s", err, out)
+	}
+	mounted := true
+	unmount := func() {
+		if mounted {
+			if out, err := exec.Command("umount", cache).CombinedOutput(); err != nil {
+				t.Errorf("umount %s: %v: %s", cache, err, out)
+			}
+			mounted = false
+		}
+	}
+	t.Cleanup(unmount)
+	broken := time.Now()
+	ready := func() corev1.NodeCondition {
+		for _, cond := range n.Object(t).Status.Conditions {
+			if cond.Type == corev1.NodeReady {
+				return cond
+			}
+		}
+		return corev1.NodeCondition{}
+	}
+	var message string
+	clustertest.Eventually(t, 30*time.Second, "Ready False naming the runtime", func() error {
+		r := ready()
+		if r.Status != corev1.ConditionFalse || !strings.Contains(r.Message, "runtime: compiled-module cache") {
+			return fmt.Errorf("Ready %s %q", r.Status, r.Message)
+		}
+		message = r.Message
+		return nil
+	})
+	toFalse := time.Since(broken)
+	// Bind a pod directly (the not-ready taint keeps the scheduler away):
+	// it compiles in memory and runs.
+	n.CreatePod(t, n.Pod(ns, "meanwhile", ref, func(p *corev1.Pod) {
+		p.Spec.NodeName = n.Name
+		p.Spec.Containers[0].Args = []string{"sleep", "1h"}
+	}))
+	n.WaitPodPhase(t, ns, "meanwhile", corev1.PodRunning, 2*time.Minute)
+
+	unmount()
+	fixed := time.Now()
+	clustertest.Eventually(t, 30*time.Second, "Ready again", func() error {
+		if r := ready(); r.Status != corev1.ConditionTrue {
+			return fmt.Errorf("Ready %s %q", r.Status, r.Message)
+		}
+		return nil
+	})
+	toTrue := time.Since(fixed)
+	reliability.Record(t, reliability.Entry{
+		Fault: "the runtime's compiled-module cache made read-only (a read-only tmpfs mounted over it), then writable again",
+		Kept: []string{
+			"Ready False: " + message,
+			"a pod bound meanwhile compiles in memory and runs",
+			"Ready True once the cache is writable",
+		},
+		Figures: []reliability.Figure{
+			reliability.Duration("cache read-only → Ready False", toFalse, 10*time.Second),
+			reliability.Duration("cache writable → Ready True", toTrue, 10*time.Second),
 		},
 	})
 }
