@@ -486,6 +486,13 @@ func (m *Manager) restoreLocked() error {
 	}
 	now := time.Now()
 	for name := range d.RegisteredDevices {
+		if err := validateResourceName(name); err != nil {
+			// A hand-edited file: the checksum holds but no plugin could
+			// ever have registered this.
+			m.log.Error("checkpoint resource skipped", "resource", name, "err", err)
+			delete(d.RegisteredDevices, name)
+			continue
+		}
 		if _, ok := m.resources[name]; !ok {
 			m.resources[name] = &resourceState{devices: map[string]*pluginapi.Device{}, stoppedAt: now}
 		}
@@ -494,6 +501,10 @@ func (m *Manager) restoreLocked() error {
 		m.timers = append(m.timers, time.AfterFunc(m.opts.StopGracePeriod+time.Second, m.notify))
 	}
 	for _, e := range d.PodDeviceEntries {
+		if err := validateResourceName(e.ResourceName); err != nil {
+			m.log.Error("checkpoint entry skipped", "podUID", e.PodUID, "container", e.ContainerName, "resource", e.ResourceName, "err", err)
+			continue
+		}
 		resp := &pluginapi.ContainerAllocateResponse{}
 		if err := proto.Unmarshal(e.AllocResp, resp); err != nil {
 			m.log.Error("checkpoint entry skipped: bad allocation response", "podUID", e.PodUID, "container", e.ContainerName, "resource", e.ResourceName, "err", err)

@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -445,6 +446,33 @@ func TestCorruptCheckpointIgnored(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(aside[0]); !strings.Contains(string(b), `"Checksum":1`) {
 		t.Errorf("set-aside file holds %q", b)
+	}
+}
+
+// A checkpoint edited by hand with its checksum recomputed may hold names no
+// plugin could register: those entries are dropped, the valid ones kept.
+func TestCheckpointInvalidResourceNamesSkipped(t *testing.T) {
+	dir := shortDir(t)
+	resp, _ := proto.Marshal(&pluginapi.ContainerAllocateResponse{})
+	d := checkpointData{
+		PodDeviceEntries: []checkpointEntry{
+			{PodUID: "u1", ContainerName: "app", ResourceName: res, DeviceIDs: []string{"d1"}, AllocResp: resp},
+			{PodUID: "u2", ContainerName: "app", ResourceName: "not a resource/../x", DeviceIDs: []string{"d1"}, AllocResp: resp},
+		},
+		RegisteredDevices: map[string][]string{res: {"d1"}, "cpu": {"x"}},
+	}
+	if err := writeCheckpoint(filepath.Join(dir, CheckpointFile), d); err != nil {
+		t.Fatal(err)
+	}
+	m := startManager(t, dir, time.Hour)
+	if got := m.AllocatedPods(); len(got) != 1 || got[0] != "u1" {
+		t.Fatalf("restored pods %v, want only u1", got)
+	}
+	if _, _, ok := counts(m, "cpu"); ok {
+		t.Fatal("a checkpointed resource named cpu was restored")
+	}
+	if _, _, ok := counts(m, res); !ok {
+		t.Fatalf("the valid resource %s was not restored", res)
 	}
 }
 
