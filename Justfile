@@ -29,10 +29,12 @@ wasm:
 generate:
     hack/generate.sh
 
-# Run the whole test suite: unit and end-to-end tests against a real control plane and registry.
+# Run the whole test suite: unit and end-to-end tests against a real control plane and registry, then 3 s of fuzzing per target.
 test: tools wasm build
     WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" WASILET_WASM_DIR="$PWD/bin/wasm" WASILET_BIN="$PWD/bin/wasilet" \
       go test -count=1 -timeout 40m ./... 2>&1 | tee /tmp/wasilet-test.log
+    # A brief fuzzing pass over every target (`./just fuzz` searches longer).
+    hack/fuzz.sh 3
 
 # Start the local cluster (etcd, kube-apiserver, controller-manager, scheduler, registry); idempotent.
 cluster-up: tools build

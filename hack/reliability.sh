@@ -10,19 +10,21 @@ cd "$root"
 mkdir -p docs
 records="$(mktemp)"
 trap 'rm -f "$records"' EXIT
-# Every test of internal/reliability, and the scenarios that live beside
-# the code they exercise.
-WASILET_RELIABILITY_REPORT="$records" go test -count=1 -p 1 -timeout 40m -v \
-  ./internal/reliability \
-  2>&1 | tee /tmp/wasilet-reliability.log
-status=${PIPESTATUS[0]}
-WASILET_RELIABILITY_REPORT="$records" go test -count=1 -timeout 20m -v \
-  -run '^TestE2EDiskFull$' ./internal/node \
-  2>&1 | tee -a /tmp/wasilet-reliability.log
-status=$(( status | PIPESTATUS[0] ))
-WASILET_RELIABILITY_REPORT="$records" go test -count=1 -timeout 20m -v \
-  -run '^TestProxyKilled$' ./proxy/e2e \
-  2>&1 | tee -a /tmp/wasilet-reliability.log
-status=$(( status | PIPESTATUS[0] ))
+: >/tmp/wasilet-reliability.log
+status=0
+
+# scenarios PACKAGE RUN-REGEXP
+scenarios() {
+  WASILET_RELIABILITY_REPORT="$records" go test -count=1 -timeout 40m -v -run "$2" "$1" \
+    2>&1 | tee -a /tmp/wasilet-reliability.log
+  status=$(( status | PIPESTATUS[0] ))
+}
+
+# Every test of internal/reliability, and the scenarios that live beside the
+# code they exercise.
+scenarios ./internal/reliability '.'
+scenarios ./internal/node '^TestE2EDiskFull$'
+scenarios ./proxy/e2e '^TestProxyKilled$'
+scenarios ./agent/e2e '^TestStandaloneAgentRestarts$'
 go run ./hack/reliability "$records" docs/reliability.md || status=1
 exit "$status"

@@ -30,6 +30,7 @@ import (
 	"github.com/wasilet/wasilet/internal/akritest"
 	"github.com/wasilet/wasilet/internal/clustertest"
 	"github.com/wasilet/wasilet/internal/nodetest"
+	"github.com/wasilet/wasilet/internal/reliability"
 )
 
 func TestMain(m *testing.M) { nodetest.Main(m) }
@@ -788,12 +789,18 @@ func TestStandaloneAgentRestarts(t *testing.T) {
 	capacity(2)
 
 	var after akri.Instance
+	var backAfterKill time.Duration
 	// A clean restart (SIGTERM), then a crash (SIGKILL: no cleanup at all).
 	for _, crash := range []bool{false, true} {
 		if crash {
 			ag.Kill()
 		}
+		restarted := time.Now()
 		ag.Restart(t)
+		if crash {
+			capacity(2) // the node's view, polled every 100 ms
+			backAfterKill = time.Since(restarted)
+		}
 		time.Sleep(3 * time.Second)
 		capacity(2)
 		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &after); err != nil {
@@ -807,6 +814,15 @@ func TestStandaloneAgentRestarts(t *testing.T) {
 	if len(ins) != 1 {
 		t.Errorf("instances after restarts: %v", instanceNames(ins))
 	}
+	reliability.Record(t, reliability.Entry{
+		Fault: "a standalone `wasilet agent` restarted cleanly, then killed with SIGKILL and restarted, beside a node with a pod holding one of its slots (and the node restarted too)",
+		Kept: []string{
+			"the same Instance (uid) and its deviceUsage claim after each restart",
+			"its plugins registered again with the restarted node (kubelet.sock recreated)",
+			"capacity 2 allocatable again; one Instance, no duplicate",
+		},
+		Figures: []reliability.Figure{reliability.Duration("agent killed and restarted → its plugin allocatable again", backAfterKill, 10*time.Second)},
+	})
 	// The pod still runs and its slot stays claimed past the reclaimer's
 	// grace; once the pod is gone the slot is reclaimed (instance level,
 	// which upstream never frees).
