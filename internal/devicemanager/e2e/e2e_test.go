@@ -29,6 +29,7 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 	podresourcesapi "k8s.io/kubelet/pkg/apis/podresources/v1"
 
+	"github.com/wasilet/wasilet/internal/clustertest"
 	"github.com/wasilet/wasilet/internal/devicemanager/plugintest"
 	"github.com/wasilet/wasilet/internal/nodetest"
 )
@@ -206,10 +207,14 @@ func TestSampleDevicePlugin(t *testing.T) {
 	n.Kill(t)
 	n.Restart(t)
 	waitNodeResource(t, n, res, 2, 2)
-	n.WaitPodPhase(t, ns, "dev", corev1.PodRunning, podTimeout)
-	if got := podDevices(podResources(t, n), ns, "dev"); !slices.Equal(got, want) {
-		t.Fatalf("after restart PodResources devices of dev = %v, want %v", got, want)
-	}
+	// The pod's status says Running from before the kill: wait for the
+	// restarted node to have brought it back before asking PodResources.
+	clustertest.Eventually(t, podTimeout, "PodResources devices of dev after the restart", func() error {
+		if got := podDevices(podResources(t, n), ns, "dev"); !slices.Equal(got, want) {
+			return fmt.Errorf("PodResources devices of dev = %v, want %v", got, want)
+		}
+		return nil
+	})
 
 	// Deleting the pod frees its devices for the next one.
 	n.Kubectl(t, "-n", ns, "delete", "pod", "dev", "--wait=true", "--timeout=2m")
