@@ -69,9 +69,17 @@ func TestKillNodeWith100Pods(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := corev1.ResourceName("akri.sh/" + cfg.Name)
-	clustertest.Eventually(t, time.Minute, fmt.Sprintf("%d %s allocatable", withDevice, res), func() error {
-		if q := n.Object(t).Status.Allocatable[res]; q.Value() != withDevice {
-			return fmt.Errorf("%s = %s", res, q.String())
+	// Each device's own resource, by capacity: brokers take the slots as
+	// soon as they are scheduled (and with them the Configuration's).
+	clustertest.Eventually(t, time.Minute, fmt.Sprintf("%d device resources %s-*", withDevice, res), func() error {
+		found := 0
+		for r, q := range n.Object(t).Status.Capacity {
+			if strings.HasPrefix(string(r), string(res)+"-") && q.Value() == 1 {
+				found++
+			}
+		}
+		if found != withDevice {
+			return fmt.Errorf("%d of them", found)
 		}
 		return nil
 	})
@@ -324,6 +332,18 @@ func kill(t *testing.T, env *clustertest.Env, component string) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill %s: %v", component, err)
 	}
+	// Wait until it is gone (or a zombie): restarting it before would find
+	// it still "running" and start nothing.
+	clustertest.Eventually(t, 10*time.Second, component+" gone", func() error {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return nil
+		}
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 && len(b) > i+2 && (b[i+2] == 'Z' || b[i+2] == 'X') {
+			return nil
+		}
+		return fmt.Errorf("pid %d still running", pid)
+	})
 }
 
 // restart starts a killed component of the local cluster again, alone.
