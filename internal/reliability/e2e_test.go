@@ -759,14 +759,7 @@ func TestDeviceManagerSocketRemoved(t *testing.T) {
 	}
 	removed := time.Now()
 	var message string
-	ready := func() corev1.NodeCondition {
-		for _, cond := range n.Object(t).Status.Conditions {
-			if cond.Type == corev1.NodeReady {
-				return cond
-			}
-		}
-		return corev1.NodeCondition{}
-	}
+	ready := func() corev1.NodeCondition { return readyCondition(t, n) }
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if r := ready(); r.Status == corev1.ConditionFalse {
 			message = r.Message
@@ -834,14 +827,7 @@ func TestRuntimeCacheReadOnly(t *testing.T) {
 	}
 	t.Cleanup(unmount)
 	broken := time.Now()
-	ready := func() corev1.NodeCondition {
-		for _, cond := range n.Object(t).Status.Conditions {
-			if cond.Type == corev1.NodeReady {
-				return cond
-			}
-		}
-		return corev1.NodeCondition{}
-	}
+	ready := func() corev1.NodeCondition { return readyCondition(t, n) }
 	var message string
 	clustertest.Eventually(t, 30*time.Second, "Ready False naming the runtime", func() error {
 		r := ready()
@@ -881,4 +867,15 @@ func TestRuntimeCacheReadOnly(t *testing.T) {
 			reliability.Duration("cache writable → Ready True", toTrue, 10*time.Second),
 		},
 	})
+}
+
+// readyCondition is the node's Ready condition as the API server has it.
+func readyCondition(t *testing.T, n *nodetest.Node) corev1.NodeCondition {
+	t.Helper()
+	for _, cond := range n.Object(t).Status.Conditions {
+		if cond.Type == corev1.NodeReady {
+			return cond
+		}
+	}
+	return corev1.NodeCondition{}
 }
