@@ -789,18 +789,14 @@ func TestStandaloneAgentRestarts(t *testing.T) {
 	capacity(2)
 
 	var after akri.Instance
-	var backAfterKill time.Duration
 	// A clean restart (SIGTERM), then a crash (SIGKILL: no cleanup at all).
+	// (No timing figure: the node's allocatable may not even have dropped
+	// before the agent is back, so a time from here would measure nothing.)
 	for _, crash := range []bool{false, true} {
 		if crash {
 			ag.Kill()
 		}
-		restarted := time.Now()
 		ag.Restart(t)
-		if crash {
-			capacity(2) // the node's view, polled every 100 ms
-			backAfterKill = time.Since(restarted)
-		}
 		time.Sleep(3 * time.Second)
 		capacity(2)
 		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &after); err != nil {
@@ -821,7 +817,6 @@ func TestStandaloneAgentRestarts(t *testing.T) {
 			"its plugins registered again with the restarted node (kubelet.sock recreated)",
 			"capacity 2 allocatable again; one Instance, no duplicate",
 		},
-		Figures: []reliability.Figure{reliability.Duration("agent killed and restarted → its plugin allocatable again", backAfterKill, 10*time.Second)},
 	})
 	// The pod still runs and its slot stays claimed past the reclaimer's
 	// grace; once the pod is gone the slot is reclaimed (instance level,
