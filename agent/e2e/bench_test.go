@@ -161,7 +161,7 @@ func agentScale(b *testing.B, devices int) {
 	round := 0
 	for b.Loop() {
 		round++
-		rssBefore := processRSS(agent.Pid())
+		rssBefore := nodetest.RSS(agent.Pid())
 		before := metrics()
 		cfg := configuration(ns, fmt.Sprintf("scale%d", round), "debugEcho", descs, 1, "unused")
 		cfg.Spec.BrokerSpec, cfg.Spec.InstanceServiceSpec, cfg.Spec.ConfigurationServiceSpec = nil, nil, nil
@@ -182,7 +182,7 @@ func agentScale(b *testing.B, devices int) {
 		})
 		took = time.Since(start)
 		mid := metrics()
-		rssPerDevice = float64(processRSS(agent.Pid())-rssBefore) / float64(devices)
+		rssPerDevice = float64(nodetest.RSS(agent.Pid())-rssBefore) / float64(devices)
 		time.Sleep(10 * time.Second)
 		after := metrics()
 		var total, idle float64

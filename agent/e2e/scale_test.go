@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	akri "github.com/wasilet/wasilet/agent/apis/akri/v0"
 	"github.com/wasilet/wasilet/internal/akritest"
 	"github.com/wasilet/wasilet/internal/clustertest"
+	"github.com/wasilet/wasilet/internal/nodetest"
 )
 
 // TestTenThousandDevices: a handler streaming 10,000 devices is handled. The
@@ -144,9 +144,9 @@ func TestTenThousandDevices(t *testing.T) {
 		}
 		return nil
 	})
-	rss := processRSS(node.Pid())
+	rss := nodetest.RSS(node.Pid())
 	t.Logf("%d devices → %d Instances in %.1f s; %d device plugins allocatable at %.1f s; node (with its agent) RSS %d MiB, open files %d",
-		n, len(want), instancesAt.Seconds(), maxPlugins, pluginsAt.Seconds(), rss>>20, openFiles(node.Pid()))
+		n, len(want), instancesAt.Seconds(), maxPlugins, pluginsAt.Seconds(), rss>>20, nodetest.OpenFiles(node.Pid()))
 
 	// The node still runs pods.
 	p := node.Pod(ns, "alive", ref, func(p *corev1.Pod) { p.Spec.Containers[0].Args = []string{"sleep", "1h"} })
@@ -176,28 +176,4 @@ func TestTenThousandDevices(t *testing.T) {
 	if !node.Running() {
 		t.Fatal("the node exited")
 	}
-}
-
-// processRSS is a process's resident set in bytes (0 if unknown).
-func processRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// openFiles counts a process's open file descriptors (-1 if unknown).
-func openFiles(pid int) int {
-	es, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		return -1
-	}
-	return len(es)
 }

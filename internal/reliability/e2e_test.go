@@ -139,7 +139,7 @@ func TestKillNodeWith100Pods(t *testing.T) {
 	if got := countDevices(before); got != withDevice {
 		t.Fatalf("%d devices allocated before the kill, want %d: %v", got, withDevice, before)
 	}
-	fdsBefore := openFiles(n.Pid())
+	fdsBefore := nodetest.OpenFiles(n.Pid())
 
 	n.Kill(t)
 	restarted := time.Now()
@@ -174,7 +174,7 @@ func TestKillNodeWith100Pods(t *testing.T) {
 	}
 	// Let the restarted node settle, then compare its open files.
 	time.Sleep(2 * time.Second)
-	fdsAfter := openFiles(n.Pid())
+	fdsAfter := nodetest.OpenFiles(n.Pid())
 	if fdsAfter > fdsBefore+fdsBefore/2 {
 		t.Errorf("open files %d after the restart, %d before the kill", fdsAfter, fdsBefore)
 	}
@@ -235,15 +235,6 @@ func countDevices(m map[string][]string) int {
 		n += len(d)
 	}
 	return n
-}
-
-// openFiles counts a process's open file descriptors.
-func openFiles(pid int) int {
-	es, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		return -1
-	}
-	return len(es)
 }
 
 // TestRegistryOutage: the registry is killed; a pod whose image the node has
@@ -492,7 +483,7 @@ func TestHostileGuests(t *testing.T) {
 		return out
 	}
 	before := probe("before", 5)
-	fdsBefore := openFiles(n.Pid())
+	fdsBefore := nodetest.OpenFiles(n.Pid())
 
 	hostile := map[string]func(*corev1.Pod){
 		"recurse": func(p *corev1.Pod) {
@@ -579,7 +570,7 @@ func TestHostileGuests(t *testing.T) {
 	} else {
 		kept = append(kept, fmt.Sprintf("a guest writing \"container image changed\" as its termination message: %d restarts in 30 s (back-off kept)", r))
 	}
-	fdsAfter := openFiles(n.Pid())
+	fdsAfter := nodetest.OpenFiles(n.Pid())
 	if fdsAfter > fdsBefore+200 {
 		t.Errorf("the node holds %d open files, %d before the hostile guests", fdsAfter, fdsBefore)
 	} else {
