@@ -29,12 +29,15 @@ wasm:
 generate:
     hack/generate.sh
 
-# Run the whole test suite: unit and end-to-end tests against a real control plane and registry, then 3 s of fuzzing per target.
+# Run the whole test suite: unit and end-to-end tests against a real control plane and registry, then 3 s of fuzzing per target and the benchmarks' smoke run.
 test: tools wasm build
     WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" WASILET_WASM_DIR="$PWD/bin/wasm" WASILET_BIN="$PWD/bin/wasilet" \
       go test -count=1 -timeout 40m ./... 2>&1 | tee /tmp/wasilet-test.log
     # A brief fuzzing pass over every target (`./just fuzz` searches longer).
     hack/fuzz.sh 3
+    # Every benchmark once at its smallest size, so the harness cannot rot.
+    WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" WASILET_WASM_DIR="$PWD/bin/wasm" WASILET_BIN="$PWD/bin/wasilet" \
+      hack/bench.sh --smoke
 
 # Start the local cluster (etcd, kube-apiserver, controller-manager, scheduler, registry); idempotent.
 cluster-up: tools build
@@ -60,10 +63,15 @@ demo: tools wasm build
 demo-down: build
     hack/demo.sh '{{state}}' --down
 
-# Benchmarks (figures are reported, never asserted).
+# Benchmarks against real baselines in the same run: prints the summary table and regenerates docs/benchmarks.md with plots (figures are reported, never asserted).
 bench: tools wasm build
     WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" WASILET_WASM_DIR="$PWD/bin/wasm" WASILET_BIN="$PWD/bin/wasilet" \
-      go test -p 1 -run '^$' -bench . -benchmem -count 1 -timeout 30m ./...
+      hack/bench.sh
+
+# Every benchmark at its smallest size, table only (CI runs it through `just test` so the harness cannot rot).
+bench-smoke: tools wasm build
+    WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" WASILET_WASM_DIR="$PWD/bin/wasm" WASILET_BIN="$PWD/bin/wasilet" \
+      hack/bench.sh --smoke
 
 # Run the fault scenarios (node killed with 100 pods, registry outage, full disk, …) and regenerate docs/reliability.md.
 reliability: tools wasm build

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/wasilet/wasilet/internal/akritest"
+	"github.com/wasilet/wasilet/internal/benchreport"
 	"github.com/wasilet/wasilet/internal/cluster"
 	"github.com/wasilet/wasilet/internal/clustertest"
 	"github.com/wasilet/wasilet/internal/nodetest"
@@ -98,19 +99,119 @@ func BenchmarkAkriReaction(b *testing.B) {
 	b.Logf("%d runs; Configuration applied → broker Running: %v; OFFLINE → broker gone: %v", len(toRunning), toRunning, toGone)
 }
 
-// BenchmarkAgentScale: a handler reports 1, 100 and 1,000 devices to a
-// standalone agent beside a wasilet node; for each, the time from the
-// Configuration's creation until every Instance exists and every device
-// plugin is allocatable on the node, the API requests the agent made per
-// device (client-go's rest_client_requests_total from its /metrics) and
-// per second once settled, and the agent's resident memory per device.
+// agentScaleSizes are the device counts of BenchmarkAgentScale.
+func agentScaleSizes() []int {
+	if benchreport.Smoke() {
+		return []int{1, 10}
+	}
+	return []int{1, 100, 1000}
+}
+
+// scaleFigures is what one agent did with one handler's devices.
+type scaleFigures struct {
+	took         time.Duration // Configuration created → every plugin allocatable
+	callsPerDev  float64       // API requests per device (-1: not known)
+	settled      float64       // API requests per second once settled
+	rssPerDevice float64       // bytes
+}
+
+// BenchmarkAgentScale: a handler (the native `wasilet debug-echo`) reports
+// 1, 100 and 1,000 devices to a standalone agent beside a wasilet node —
+// wasilet's, and upstream Akri's in the same run; for each, the time from
+// the Configuration's creation until every device plugin is allocatable on
+// the node, the agent's resident memory per device, and (wasilet only) the
+// API requests per device, from client-go's rest_client_requests_total.
 func BenchmarkAgentScale(b *testing.B) {
-	for _, devices := range []int{1, 100, 1000} {
-		b.Run(fmt.Sprintf("devices=%d", devices), func(b *testing.B) { agentScale(b, devices) })
+	sizes := agentScaleSizes()
+	got := map[string]map[int]scaleFigures{"wasilet": {}, "upstream": {}}
+	_, missing := akritest.Upstream()
+	for _, devices := range sizes {
+		for _, who := range []string{"wasilet", "upstream"} {
+			if who == "upstream" && missing != "" {
+				continue
+			}
+			b.Run(fmt.Sprintf("%s/devices=%d", who, devices), func(b *testing.B) {
+				for b.Loop() {
+					got[who][devices] = agentScale(b, devices, who == "upstream")
+				}
+				f := got[who][devices]
+				b.ReportMetric(0, "ns/op")
+				b.ReportMetric(f.took.Seconds(), "s-to-all-plugins")
+				b.ReportMetric(f.rssPerDevice/1024, "agent-KiB/device")
+				if f.callsPerDev >= 0 {
+					b.ReportMetric(f.callsPerDev, "api-calls/device")
+					b.ReportMetric(f.settled, "api-calls/s-settled")
+				}
+			})
+		}
+	}
+	const method = "A standalone agent beside a wasilet node (whose own agent is off), the native debugEcho handler reporting N devices; " +
+		"time from the Configuration's creation until all N device plugins are allocatable in the node's status, " +
+		"and the agent's VmRSS growth over that time divided by N. Upstream's agent runs in a private mount namespace " +
+		"with the node's device-plugin directory at its compiled-in kubelet path."
+	upstreamName := "upstream Akri " + akritest.UpstreamVersion + " agent"
+	curve := func(who string, f func(scaleFigures) float64) [][2]float64 {
+		var pts [][2]float64
+		for _, n := range sizes {
+			if v, ok := got[who][n]; ok {
+				pts = append(pts, [2]float64{float64(n), f(v)})
+			}
+		}
+		return pts
+	}
+	secs := func(f scaleFigures) float64 { return f.took.Seconds() }
+	kib := func(f scaleFigures) float64 { return f.rssPerDevice / 1024 }
+	largest := sizes[len(sizes)-1]
+	for _, n := range sizes {
+		w, ok := got["wasilet"][n]
+		if !ok {
+			continue
+		}
+		r := benchreport.Result{
+			Group: "Agent scale", Metric: fmt.Sprintf("%d devices → all Instances and plugins", n), Unit: "s",
+			Wasilet: []float64{w.took.Seconds()}, BaselineName: upstreamName, Method: method,
+			Target:   benchreport.Target{MinRatio: 1, Text: "ahead of upstream Akri"},
+			Versions: map[string]string{"Akri (upstream)": akritest.UpstreamVersion},
+		}
+		if u, ok := got["upstream"][n]; ok {
+			r.Baseline = []float64{u.took.Seconds()}
+		} else {
+			r.NoBaseline = missing
+		}
+		if n == largest {
+			r.Curves = []benchreport.Curve{
+				{Name: "wasilet", X: "devices", Y: "seconds to all plugins", Points: curve("wasilet", secs)},
+				{Name: upstreamName, X: "devices", Y: "seconds to all plugins", Points: curve("upstream", secs)},
+			}
+		}
+		benchreport.Record(b, r)
+	}
+	if w, ok := got["wasilet"][largest]; ok {
+		r := benchreport.Result{
+			Group: "Agent scale", Metric: fmt.Sprintf("agent RSS per device at %d devices", largest), Unit: "KiB",
+			Wasilet: []float64{kib(w)}, BaselineName: upstreamName, Method: method,
+			Curves: []benchreport.Curve{
+				{Name: "wasilet", X: "devices", Y: "agent KiB per device", Points: curve("wasilet", kib)},
+				{Name: upstreamName, X: "devices", Y: "agent KiB per device", Points: curve("upstream", kib)},
+			},
+		}
+		if u, ok := got["upstream"][largest]; ok {
+			r.Baseline = []float64{kib(u)}
+		} else {
+			r.NoBaseline = missing
+		}
+		benchreport.Record(b, r)
+		benchreport.Record(b, benchreport.Result{
+			Group: "Agent scale", Metric: fmt.Sprintf("API requests per device at %d devices", largest), Unit: "requests",
+			Wasilet: []float64{w.callsPerDev}, Method: "client-go's rest_client_requests_total of the agent's /metrics, before and after; settled rate over the next 10 s: " + fmt.Sprintf("%.2f/s", w.settled),
+			NoBaseline: "upstream's agent exports only Akri's own metrics (instance_count, discovery_response_*), no count of its API requests",
+		})
 	}
 }
 
-func agentScale(b *testing.B, devices int) {
+// agentScale runs one agent (wasilet's or upstream's) against a fresh node
+// with a handler reporting devices devices.
+func agentScale(b *testing.B, devices int, upstream bool) scaleFigures {
 	env := clustertest.Require(b)
 	c := akritest.Client(b, env)
 	dir := akritest.ShortDir(b)
@@ -119,11 +220,16 @@ func agentScale(b *testing.B, devices int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	agent := akritest.Start(b, "agent", []string{"AGENT_NODE_NAME=" + n.Name, "DISCOVERY_HANDLERS_DIRECTORY=" + dir}, "agent",
-		"--kubeconfig", env.AdminKubeconfig,
-		"--device-plugins-dir", filepath.Join(n.DataDir, "device-plugins"),
-		"--pod-resources-socket", filepath.Join(n.DataDir, "pod-resources", "kubelet.sock"),
-		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port))
+	var agent *akritest.Proc
+	if upstream {
+		agent, _ = akritest.StartUpstreamAkri(b, env, n, dir)
+	} else {
+		agent = akritest.Start(b, "agent", []string{"AGENT_NODE_NAME=" + n.Name, "DISCOVERY_HANDLERS_DIRECTORY=" + dir}, "agent",
+			"--kubeconfig", env.AdminKubeconfig,
+			"--device-plugins-dir", filepath.Join(n.DataDir, "device-plugins"),
+			"--pod-resources-socket", filepath.Join(n.DataDir, "pod-resources", "kubelet.sock"),
+			"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port))
+	}
 	akritest.StartDebugEcho(b, dir, "debugEcho", true)
 	ns := env.Namespace(b)
 	var descs []string
@@ -131,6 +237,9 @@ func agentScale(b *testing.B, devices int) {
 		descs = append(descs, fmt.Sprintf("dev%04d", i))
 	}
 	metrics := func() map[string]float64 {
+		if upstream {
+			return nil
+		}
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
 		if err != nil {
 			b.Fatal(err)
@@ -156,33 +265,29 @@ func agentScale(b *testing.B, devices int) {
 		return out
 	}
 	time.Sleep(2 * time.Second)
-	var perDevice, settled, rssPerDevice float64
-	var took time.Duration
-	round := 0
-	for b.Loop() {
-		round++
-		rssBefore := nodetest.RSS(agent.Pid())
-		before := metrics()
-		cfg := configuration(ns, fmt.Sprintf("scale%d", round), "debugEcho", descs, 1, "unused")
-		cfg.Spec.BrokerSpec, cfg.Spec.InstanceServiceSpec, cfg.Spec.ConfigurationServiceSpec = nil, nil, nil
-		start := time.Now()
-		if err := c.Create(context.Background(), cfg); err != nil {
-			b.Fatal(err)
-		}
-		prefix := "akri.sh/" + cfg.Name + "-"
-		poll(b, 10*time.Minute, fmt.Sprintf("%d Instances with plugins", devices), func(ctx context.Context) bool {
-			node := n.Object(b)
-			count := 0
-			for r, q := range node.Status.Allocatable {
-				if strings.HasPrefix(string(r), prefix) && q.Value() == 1 {
-					count++
-				}
+	rssBefore := nodetest.RSS(agent.Pid())
+	before := metrics()
+	cfg := configuration(ns, "scale", "debugEcho", descs, 1, "unused")
+	cfg.Spec.BrokerSpec, cfg.Spec.InstanceServiceSpec, cfg.Spec.ConfigurationServiceSpec = nil, nil, nil
+	start := time.Now()
+	if err := c.Create(context.Background(), cfg); err != nil {
+		b.Fatal(err)
+	}
+	prefix := "akri.sh/" + cfg.Name + "-"
+	poll(b, 10*time.Minute, fmt.Sprintf("%d Instances with plugins", devices), func(ctx context.Context) bool {
+		node := n.Object(b)
+		count := 0
+		for r, q := range node.Status.Allocatable {
+			if strings.HasPrefix(string(r), prefix) && q.Value() == 1 {
+				count++
 			}
-			return count == devices
-		})
-		took = time.Since(start)
+		}
+		return count == devices
+	})
+	f := scaleFigures{took: time.Since(start), callsPerDev: -1}
+	f.rssPerDevice = float64(nodetest.RSS(agent.Pid())-rssBefore) / float64(devices)
+	if !upstream {
 		mid := metrics()
-		rssPerDevice = float64(nodetest.RSS(agent.Pid())-rssBefore) / float64(devices)
 		time.Sleep(10 * time.Second)
 		after := metrics()
 		var total, idle float64
@@ -192,16 +297,13 @@ func agentScale(b *testing.B, devices int) {
 		for m, v := range after {
 			idle += v - mid[m]
 		}
-		perDevice, settled = total/float64(devices), idle/10
-		b.Logf("%d devices: all Instances and plugins in %s; requests by method %v; agent RSS +%d KiB/device",
-			devices, took.Round(time.Millisecond), diff(mid, before), int64(rssPerDevice)>>10)
-		_ = c.Delete(context.Background(), cfg)
+		f.callsPerDev, f.settled = total/float64(devices), idle/10
+		b.Logf("requests by method %v", diff(mid, before))
 	}
-	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(took.Seconds(), "s-to-all-plugins")
-	b.ReportMetric(perDevice, "api-calls/device")
-	b.ReportMetric(settled, "api-calls/s-settled")
-	b.ReportMetric(rssPerDevice/1024, "agent-KiB/device")
+	b.Logf("%d devices (upstream %v): all Instances and plugins in %s; agent RSS +%d KiB/device",
+		devices, upstream, f.took.Round(time.Millisecond), int64(f.rssPerDevice)>>10)
+	_ = c.Delete(context.Background(), cfg)
+	return f
 }
 
 func diff(a, b map[string]float64) map[string]float64 {

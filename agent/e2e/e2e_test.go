@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -660,13 +659,6 @@ func TestUpstreamHandlerInterop(t *testing.T) {
 // /var/lib/kubelet paths in a private mount namespace) and the node gives the
 // broker the device's environment.
 func TestUpstreamAgentOnWasiletNode(t *testing.T) {
-	up := peers(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a private mount namespace (unshare --mount)")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare not found")
-	}
 	env := clustertest.Require(t)
 	c := akritest.Client(t, env)
 	ref := broker(t, env)
@@ -674,43 +666,7 @@ func TestUpstreamAgentOnWasiletNode(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Options{Args: []string{"--akri-agent=false"}})
 	ns := env.Namespace(t)
 	ctx := context.Background()
-
-	// The agent's kubelet paths are constants: mount the node's directories
-	// there, in a mount namespace of the agent's own.
-	script := fmt.Sprintf(`set -e
-mount --make-rprivate /
-mkdir -p /var/lib/kubelet/device-plugins /var/lib/kubelet/pod-resources
-mount --bind %q /var/lib/kubelet/device-plugins
-mount --bind %q /var/lib/kubelet/pod-resources
-exec %q`, filepath.Join(n.DataDir, "device-plugins"), filepath.Join(n.DataDir, "pod-resources"), filepath.Join(up, "agent"))
-	logs := t.TempDir()
-	startUp := func(name string, env []string, args ...string) {
-		t.Helper()
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Env = append(os.Environ(), env...)
-		f, err := os.Create(filepath.Join(logs, name+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stdout, cmd.Stderr = f, f
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			f.Close()
-			if t.Failed() {
-				b, _ := os.ReadFile(f.Name())
-				t.Logf("upstream %s log:\n%s", name, nodetest.Tail(string(b), 40))
-			}
-		})
-	}
-	kube := "KUBECONFIG=" + env.AdminKubeconfig
-	startUp("agent", []string{kube, "AGENT_NODE_NAME=" + n.Name, "DISCOVERY_HANDLERS_DIRECTORY=" + dir, "METRICS_PORT=0", "RUST_LOG=info"},
-		"unshare", "--mount", "--propagation", "private", "sh", "-c", script)
-	startUp("controller", []string{kube, "METRICS_PORT=0", "RUST_LOG=info"}, filepath.Join(up, "controller"))
+	akritest.StartUpstreamAkri(t, env, n, dir)
 	akritest.StartDebugEcho(t, dir, "debugEcho", true)
 
 	cfg := configuration(ns, "upstream-agent", "debugEcho", []string{"foo0"}, 1, ref)

@@ -75,8 +75,13 @@ func (p *Proc) Pid() int {
 // Start runs `wasilet <args>` with extra environment env (KEY=VALUE).
 func Start(t testing.TB, name string, env []string, args ...string) *Proc {
 	t.Helper()
-	bin := nodetest.Bin(t)
-	p := &Proc{Name: name, LogPath: filepath.Join(t.TempDir(), name+".log"), args: append([]string{bin}, args...), env: env}
+	return StartCommand(t, name, env, append([]string{nodetest.Bin(t)}, args...)...)
+}
+
+// StartCommand runs argv (any program) like Start.
+func StartCommand(t testing.TB, name string, env []string, argv ...string) *Proc {
+	t.Helper()
+	p := &Proc{Name: name, LogPath: filepath.Join(t.TempDir(), name+".log"), args: argv, env: env}
 	if err := p.launch(); err != nil {
 		t.Fatal(err)
 	}

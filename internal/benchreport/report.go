@@ -59,6 +59,7 @@ type Result struct {
 	Curves   []Curve           `json:"curves,omitempty"`   // plotted beside the row (e.g. RSS against pods)
 
 	Benchmark string    `json:"benchmark"` // the Go benchmark that measured it
+	Recorded  time.Time `json:"recorded"`  // when Record was called (the report's order within a group)
 	Passed    bool      `json:"passed"`
 	When      time.Time `json:"when"`
 	Smoke     bool      `json:"smoke,omitempty"`
@@ -89,6 +90,7 @@ var mu sync.Mutex
 func Record(b testing.TB, r Result) {
 	b.Helper()
 	r.Benchmark = b.Name()
+	r.Recorded = time.Now().UTC()
 	r.Smoke = Smoke()
 	b.Logf("bench: %s", r.Line())
 	path := os.Getenv(ReportEnv)

@@ -237,3 +237,16 @@ func (r *recorder) latencies(names []string) (toScheduled, toRunning, total []ti
 	}
 	return toScheduled, toRunning, total
 }
+
+// countRunning is how many expected pods have been seen running.
+func (r *recorder) countRunning() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, t := range r.pods {
+		if !t.running.IsZero() {
+			n++
+		}
+	}
+	return n
+}

@@ -46,11 +46,16 @@ type scenario struct {
 	dh     string
 }
 
-func setup(t *testing.T) *scenario { return setupWith(t, nil) }
+func setup(t *testing.T) *scenario { return setupWith(t, setupOptions{}) }
 
-// setupWith starts the node, controller and proxy (with extra proxy flags)
-// and pushes the handler and broker images.
-func setupWith(t testing.TB, proxyArgs []string) *scenario {
+type setupOptions struct {
+	proxyArgs []string // extra flags of `wasilet proxy`
+	upstream  bool     // upstream Akri's agent and controller instead of wasilet's
+}
+
+// setupWith starts the node, the Akri agent and controller (wasilet's, or
+// upstream's) and the proxy, and pushes the handler and broker images.
+func setupWith(t testing.TB, o setupOptions) *scenario {
 	t.Helper()
 	env := clustertest.Require(t)
 	s := &scenario{env: env, c: akritest.Client(t, env), ns: env.Namespace(t)}
@@ -59,10 +64,15 @@ func setupWith(t testing.TB, proxyArgs []string) *scenario {
 	if err := os.MkdirAll(s.wde, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s.node = nodetest.Start(t, nodetest.Options{Args: []string{"--discovery-handlers-directory", dir}})
-	akritest.Controller(t, env)
+	if o.upstream {
+		s.node = nodetest.Start(t, nodetest.Options{Args: []string{"--akri-agent=false"}})
+		akritest.StartUpstreamAkri(t, env, s.node, dir)
+	} else {
+		s.node = nodetest.Start(t, nodetest.Options{Args: []string{"--discovery-handlers-directory", dir}})
+		akritest.Controller(t, env)
+	}
 	s.proxy = akritest.Start(t, "proxy", []string{"DEBUG_ECHO_INSTANCES_SHARED=true", "AGENT_NODE_NAME=" + s.node.Name},
-		append([]string{"proxy", "--discovery-handlers-directory", dir, "--exchange-dir", s.wde, "--register-retry", "1s", "--log-level", "debug"}, proxyArgs...)...)
+		append([]string{"proxy", "--discovery-handlers-directory", dir, "--exchange-dir", s.wde, "--register-retry", "1s", "--log-level", "debug"}, o.proxyArgs...)...)
 	s.dh = nodetest.PushWasm(t, env, nodetest.WasmFile(t, "debug-echo.wasm"), "debug-echo-handler:e2e")
 	s.broker = nodetest.PushWasm(t, env, nodetest.WasmFile(t, "debug-echo-broker.wasm"), "debug-echo-broker:e2e")
 	return s
@@ -114,14 +124,40 @@ func (s *scenario) apply(t testing.TB, yaml string) {
 // layout) under name with these descriptions.
 func (s *scenario) configuration(t testing.TB, name string, descriptions ...string) {
 	t.Helper()
+	s.apply(t, s.configurationText(t, name, descriptions...))
+}
+
+func (s *scenario) configurationText(t testing.TB, name string, descriptions ...string) string {
+	t.Helper()
 	y, err := deploy.Example("akri-debug-echo.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := strings.ReplaceAll(string(y), "127.0.0.1:5000/debug-echo-broker:latest", s.broker)
 	text = strings.Replace(text, "name: akri-debug-echo\n", "name: "+name+"\n", 1)
-	text = strings.Replace(text, "      - foo0\n", "      - "+strings.Join(descriptions, "\n      - ")+"\n", 1)
-	s.apply(t, text)
+	return strings.Replace(text, "      - foo0\n", "      - "+strings.Join(descriptions, "\n      - ")+"\n", 1)
+}
+
+// brokerSpecLayout moves spec.brokerPodSpec of a Configuration in the
+// original layout under spec.brokerSpec, the layout of Akri 0.8 and later
+// (what upstream's controller reads).
+func brokerSpecLayout(text string) string {
+	var out []string
+	in := false
+	for _, line := range strings.Split(text, "\n") {
+		switch {
+		case line == "  brokerPodSpec:":
+			out = append(out, "  brokerSpec:", "    brokerPodSpec:")
+			in = true
+			continue
+		case in && strings.HasPrefix(line, "    "):
+			line = "  " + line
+		case in:
+			in = false
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
 }
 
 func (s *scenario) brokers(ctx context.Context, cfg string) ([]corev1.Pod, error) {

@@ -1,0 +1,49 @@
+package benchreport
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+)
+
+// Machine describes where a run happened, on one line: commit, CPU model and
+// count, memory, kernel, Go.
+func Machine() string {
+	commit := "unknown commit"
+	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		commit = strings.TrimSpace(string(out))
+	}
+	kernel := "unknown kernel"
+	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
+		kernel = strings.TrimSpace(string(out))
+	}
+	cpu := procField("/proc/cpuinfo", "model name")
+	mem := procField("/proc/meminfo", "MemTotal")
+	s := fmt.Sprintf("commit %s, %d CPUs", commit, runtime.NumCPU())
+	if cpu != "" {
+		s += " (" + cpu + ")"
+	}
+	if mem != "" {
+		s += ", " + mem + " memory"
+	}
+	return s + ", " + kernel + ", " + runtime.Version()
+}
+
+func procField(path, key string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
