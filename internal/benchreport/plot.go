@@ -104,4 +104,3 @@ func cdf(xs []float64) plotter.XYs {
 	}
 	return pts
 }
-

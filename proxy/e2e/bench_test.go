@@ -89,8 +89,8 @@ func BenchmarkDevicePath(b *testing.B) {
 		r := benchreport.Result{
 			Group: "Device path", Metric: metric.name + " (vs upstream Akri)", Unit: "ms",
 			Wasilet: w, BaselineName: devicePathModes[2].label,
-			Target: benchreport.Target{MinRatio: 1, Text: "ahead of upstream Akri"},
-			Method: method + " The upstream agent runs in a private mount namespace with the node's device-plugin and PodResources directories at its compiled-in /var/lib/kubelet paths.",
+			Target:   benchreport.Target{MinRatio: 1, Text: "ahead of upstream Akri"},
+			Method:   method + " The upstream agent runs in a private mount namespace with the node's device-plugin and PodResources directories at its compiled-in /var/lib/kubelet paths.",
 			Versions: map[string]string{"Akri (upstream)": akritest.UpstreamVersion},
 		}
 		if why, ok := missing["upstream-akri"]; ok {
