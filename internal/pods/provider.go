@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -333,8 +334,13 @@ func (p *Provider) kick() {
 	}
 }
 
-// statusResync is how often every pod's status is sent again.
-const statusResync = time.Minute
+// statusResync is how often every pod's status is sent again, spread over
+// statusResyncSlices ticks (virtual-kubelet compares each with the pod it
+// has, which costs CPU with a thousand pods: better a little each second).
+const (
+	statusResync       = time.Minute
+	statusResyncSlices = 60
+)
 
 // notifyLoop sends the latest status of every changed pod to virtual-kubelet,
 // coalescing bursts, so workers never block on the callback.
@@ -345,18 +351,22 @@ const statusResync = time.Minute
 // notice the difference and write it again, so statuses converge.
 func (p *Provider) notifyLoop() {
 	defer p.wg.Done()
-	resync := time.NewTicker(statusResync)
+	resync := time.NewTicker(statusResync / statusResyncSlices)
 	defer resync.Stop()
+	slice := uint32(0)
 	for {
 		select {
 		case <-p.baseCtx.Done():
 			return
 		case <-p.wake:
 		case <-resync.C:
+			slice = (slice + 1) % statusResyncSlices
 			p.mu.Lock()
 			p.notifyMu.Lock()
-			for _, w := range p.workers {
-				p.dirty[w] = struct{}{}
+			for key, w := range p.workers {
+				if resyncSlice(key) == slice {
+					p.dirty[w] = struct{}{}
+				}
 			}
 			p.notifyMu.Unlock()
 			p.mu.Unlock()
@@ -377,6 +387,14 @@ func (p *Provider) notifyLoop() {
 			fn(w.podWithStatus())
 		}
 	}
+}
+
+// resyncSlice is the tick of the status resync a pod's status is re-sent
+// in, from its namespace/name.
+func resyncSlice(key string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return h.Sum32() % statusResyncSlices
 }
 
 var errNotSupported = "is not supported on wasm32-wasi nodes: Wasm containers have no processes, terminals or network namespaces"
