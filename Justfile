@@ -62,6 +62,7 @@ demo-down: build
 
 # Benchmarks (figures are reported, never asserted).
 bench: tools wasm build
+    hack/tools.sh wasmtime wazero-run >/dev/null # the module start baselines
     WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" WASILET_WASM_DIR="$PWD/bin/wasm" WASILET_BIN="$PWD/bin/wasilet" \
       go test -p 1 -run '^$' -bench . -benchmem -count 1 -timeout 30m ./...
 
