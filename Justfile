@@ -65,7 +65,6 @@ demo-down: build
 
 # Benchmarks against real baselines in the same run: prints the summary table and regenerates docs/benchmarks.md with plots (figures are reported, never asserted).
 bench: tools wasm build
-    hack/tools.sh wasmtime wazero-run >/dev/null # the module start baselines
     WASILET_TOOLS_DIR="$(hack/tools.sh --dir)" WASILET_WASM_DIR="$PWD/bin/wasm" WASILET_BIN="$PWD/bin/wasilet" \
       hack/bench.sh
 

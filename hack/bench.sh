@@ -25,6 +25,9 @@ trap 'rm -f "$records"' EXIT
 log=/tmp/wasilet-bench.log
 : >"$log"
 status=0
+# The module start baselines (wasmtime CLI, wazero-run), cached beside the
+# other tools; containerd and runc for the container baseline.
+hack/tools.sh wasmtime wazero-run >/dev/null || status=1
 
 # bench PACKAGE REGEXP: one package's benchmarks, each run once (each
 # benchmark takes its own samples, sized by benchreport.Size).
@@ -41,7 +44,7 @@ bench() {
 }
 
 # bench ./internal/nodebench '^(BenchmarkPodStart|BenchmarkDensity)$'
-# bench ./runtime/e2e '^BenchmarkModuleStart$'
+bench ./cmd/wasilet '^BenchmarkModuleStart$'
 bench ./proxy/e2e '^BenchmarkDevicePath$'
 bench ./agent/e2e '^BenchmarkAgentScale$'
 
