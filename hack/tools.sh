@@ -2,15 +2,21 @@
 # Builds, or reuses, the pinned binaries the local cluster, the demo and the
 # end-to-end tests run: registry, oras, crictl, etcd, etcdctl,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet,
-# sample-device-plugin. They live outside the clone, in
-#   ${WASILET_CACHE:-~/.cache/wasilet}/tools/<key>/bin
+# sample-device-plugin, and the benchmarks' container baseline: containerd,
+# containerd-shim-runc-v2, ctr, runc. They live outside the clone, in
+#   ${WASILET_CACHE:-~/.cache/wasilet}/tools/k8s-<version>-<key>/bin
 # where <key> is derived from the pinned versions (tools/versions.env and the
 # go.mod/go.sum of the wrapper modules under tools/), so a fresh clone of the
 # same revision reuses them and a version bump builds into a new directory.
+# containerd and runc (wrapper module tools/containerd) are out of that key:
+# they are built into tools/containerd-<version>-<key2>/bin, keyed by their
+# own go.mod/go.sum, and symlinked into the main bin directory, so bumping
+# them never forces the Kubernetes rebuild (and vice versa).
 #
 # Usage: hack/tools.sh [--dir] [name...]
 #   Builds what is missing (all binaries, or only the names given), then prints
-#   the bin directory on stdout. Progress goes to stderr. With --dir nothing
+#   the bin directory on stdout. The name containerd stands for its group
+#   (containerd, containerd-shim-runc-v2, ctr: one go build). Progress goes to stderr. With --dir nothing
 #   but the directory is printed on stdout either (the flag says the caller
 #   only wants the path; a summary is not repeated on stderr).
 #
@@ -35,8 +41,9 @@ for a in "$@"; do
 done
 
 cache="${WASILET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasilet}"
-# tools/protogen (code generators, run by hack/generate.sh) is not part of it.
-key=$(cd tools && find . -path ./protogen -prune -o -type f \( -name go.mod -o -name go.sum -o -name versions.env \) -print \
+# tools/protogen (code generators, run by hack/generate.sh) is not part of it,
+# nor is tools/containerd (its own key, below).
+key=$(cd tools && find . \( -path ./protogen -o -path ./containerd \) -prune -o -type f \( -name go.mod -o -name go.sum -o -name versions.env \) -print \
   | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
 dir="$cache/tools/k8s-$KUBE_VERSION-$key"
 bin="$dir/bin"
@@ -48,25 +55,31 @@ export GOWORK=off CGO_ENABLED=0
 gobuild_flags=(-trimpath)
 
 kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet sample-device-plugin)
-all=(registry oras crictl etcd etcdctl "${kube_bins[@]}")
+ctr_bins=(containerd containerd-shim-runc-v2 ctr runc)
+all=(registry oras crictl etcd etcdctl "${ctr_bins[@]}" "${kube_bins[@]}")
 if [ ${#want[@]} -eq 0 ]; then want=("${all[@]}"); fi
 for w in "${want[@]}"; do
   case " ${all[*]} " in *" $w "*) ;; *) echo "tools.sh: unknown tool $w (known: ${all[*]})" >&2; exit 2 ;; esac
 done
 wanted() { case " ${want[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 missing() { wanted "$1" && [ ! -x "$bin/$1" ]; }
+# containerd is useless without its shim; ctr comes with them for free.
+if wanted containerd; then want+=(containerd-shim-runc-v2 ctr); fi
 
 tmps=()
 cleanup() { if [ ${#tmps[@]} -gt 0 ]; then rm -rf "${tmps[@]}"; fi; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-# newtmp sets t to a fresh build directory, removed when the script exits.
-newtmp() { t=$(mktemp -d "$dir/.build.XXXXXX"); tmps+=("$t"); }
+# newtmp [DIR] sets t to a fresh build directory (in DIR, default $dir, so
+# that the final rename stays on one file system), removed when the script
+# exits.
+newtmp() { t=$(mktemp -d "${1:-$dir}/.build.XXXXXX"); tmps+=("$t"); }
 # Build directories of runs killed hard (SIGKILL) long ago.
 find "$dir" -maxdepth 1 -name '.build.*' -mmin +240 -exec rm -rf {} + 2>/dev/null || true
 
-# lock GROUP: serialize builders of one group across processes (fd 9).
-lock() { exec 9>"$dir/.lock-$1"; flock 9; }
+# lock GROUP [DIR]: serialize builders of one group across processes (fd 9);
+# the lock file lives in DIR (default $dir).
+lock() { exec 9>"${2:-$dir}/.lock-$1"; flock 9; }
 unlock() { flock -u 9; exec 9>&-; }
 
 elapsed() { echo "$(( $(date +%s) - $1 ))s"; }
@@ -105,6 +118,60 @@ if missing etcd || missing etcdctl; then
     (cd tools/etcd && go build "${gobuild_flags[@]}" -ldflags "-s -w" -o "$t/$name" "$pkg")
     mv -f "$t/$name" "$bin/$name"
     echo ">> built $name in $(elapsed "$start")" >&2
+  done
+  unlock
+fi
+
+# containerd, its runc shim, ctr and runc, from the wrapper module
+# tools/containerd, into their own cache directory; $bin gets symlinks.
+# containerd and the shim are pure Go (CGO_ENABLED=0, so no btrfs
+# snapshotter); runc needs cgo for its nsenter preamble and is built without
+# the seccomp tag (no libseccomp headers needed; pods that ask for no seccomp
+# profile, the kubelet's default, run as usual) and without libpathrs (a Rust
+# library).
+cver=$(awk '$1 == "github.com/containerd/containerd/v2" { print $2 }' tools/containerd/go.mod)
+rver=$(awk '$1 == "github.com/opencontainers/runc" { print $2 }' tools/containerd/go.mod)
+ckey=$(cd tools/containerd && sha256sum go.mod go.sum | sha256sum | cut -c1-12)
+cbin="$cache/tools/containerd-$cver-$ckey/bin"
+# linked NAME: $bin/NAME is our symlink to the binary of this key.
+linked() { [ "$(readlink "$bin/$1" 2>/dev/null)" = "$cbin/$1" ] && [ -x "$cbin/$1" ]; }
+cneed=()
+for b in "${ctr_bins[@]}"; do if wanted "$b" && ! linked "$b"; then cneed+=("$b"); fi; done
+if [ ${#cneed[@]} -gt 0 ]; then
+  mkdir -p "$cbin"
+  lock containerd "$cbin/.."
+  pkgs=() names=()
+  for b in containerd containerd-shim-runc-v2 ctr; do
+    if wanted "$b" && [ ! -x "$cbin/$b" ]; then
+      names+=("$b") pkgs+=("github.com/containerd/containerd/v2/cmd/$b")
+    fi
+  done
+  if [ ${#pkgs[@]} -gt 0 ]; then
+    start=$(date +%s)
+    echo ">> building ${names[*]} $cver (first time only, a few minutes)" >&2
+    newtmp "$cbin/.."
+    if [ ${#pkgs[@]} -eq 1 ]; then out="$t/${names[0]}"; else out="$t/"; fi
+    v=github.com/containerd/containerd/v2/version
+    (cd tools/containerd && go build "${gobuild_flags[@]}" \
+      -ldflags "-s -w -X $v.Version=$cver -X $v.Package=github.com/containerd/containerd/v2" \
+      -o "$out" "${pkgs[@]}")
+    for b in "${names[@]}"; do mv -f "$t/$b" "$cbin/$b"; done
+    echo ">> built ${names[*]} in $(elapsed "$start")" >&2
+  fi
+  if wanted runc && [ ! -x "$cbin/runc" ]; then
+    start=$(date +%s)
+    echo ">> building runc $rver (first time only, about a minute)" >&2
+    newtmp "$cbin/.."
+    (cd tools/containerd && CGO_ENABLED=1 go build "${gobuild_flags[@]}" -tags urfave_cli_no_docs \
+      -ldflags "-s -w -X main.version=${rver#v}" -o "$t/runc" github.com/opencontainers/runc)
+    mv -f "$t/runc" "$cbin/runc"
+    echo ">> built runc in $(elapsed "$start")" >&2
+  fi
+  # Link under a temporary name, then rename over whatever was there (an
+  # older key's link): readers never see the name missing.
+  for b in "${cneed[@]}"; do
+    ln -sfn "$cbin/$b" "$bin/.$b.link.$$"
+    mv -fT "$bin/.$b.link.$$" "$bin/$b"
   done
   unlock
 fi
