@@ -125,16 +125,25 @@ fi
 # containerd, its runc shim, ctr and runc, from the wrapper module
 # tools/containerd, into their own cache directory; $bin gets symlinks.
 # containerd and the shim are pure Go (CGO_ENABLED=0, so no btrfs
-# snapshotter); runc needs cgo for its nsenter preamble and is built without
-# the seccomp tag (no libseccomp headers needed; pods that ask for no seccomp
-# profile, the kubelet's default, run as usual) and without libpathrs (a Rust
-# library).
+# snapshotter); runc needs cgo for its nsenter preamble, is built without
+# libpathrs (a Rust library) and with seccomp when libseccomp's headers are
+# there (apt-get install libseccomp-dev): the kubelet asks for the
+# RuntimeDefault seccomp profile on every pod sandbox, which a runc without
+# seccomp refuses. Without the headers runc is built without seccomp (said
+# loudly; internal/containerdtest then runs sandboxes unconfined) and rebuilt
+# once they are installed.
 cver=$(awk '$1 == "github.com/containerd/containerd/v2" { print $2 }' tools/containerd/go.mod)
 rver=$(awk '$1 == "github.com/opencontainers/runc" { print $2 }' tools/containerd/go.mod)
 ckey=$(cd tools/containerd && sha256sum go.mod go.sum | sha256sum | cut -c1-12)
 cbin="$cache/tools/containerd-$cver-$ckey/bin"
 # linked NAME: $bin/NAME is our symlink to the binary of this key.
 linked() { [ "$(readlink "$bin/$1" 2>/dev/null)" = "$cbin/$1" ] && [ -x "$cbin/$1" ]; }
+have_seccomp() { pkg-config --exists libseccomp 2>/dev/null || [ -f /usr/include/seccomp.h ]; }
+# runc_lacks_seccomp: the built runc could have seccomp (headers here) but has not.
+runc_lacks_seccomp() {
+  [ -x "$cbin/runc" ] && have_seccomp && ! "$cbin/runc" features 2>/dev/null | tr -d ' \n' | grep -q '"seccomp":{"enabled":true'
+}
+if wanted runc && runc_lacks_seccomp; then rm -f "$cbin/runc"; fi
 cneed=()
 for b in "${ctr_bins[@]}"; do if wanted "$b" && ! linked "$b"; then cneed+=("$b"); fi; done
 if [ ${#cneed[@]} -gt 0 ]; then
@@ -160,9 +169,15 @@ if [ ${#cneed[@]} -gt 0 ]; then
   fi
   if wanted runc && [ ! -x "$cbin/runc" ]; then
     start=$(date +%s)
-    echo ">> building runc $rver (first time only, about a minute)" >&2
+    tags=urfave_cli_no_docs
+    if have_seccomp; then
+      tags+=" seccomp"
+    else
+      echo ">> WARNING: no libseccomp headers (apt-get install libseccomp-dev): runc built WITHOUT seccomp" >&2
+    fi
+    echo ">> building runc $rver ($tags; first time only, about a minute)" >&2
     newtmp "$cbin/.."
-    (cd tools/containerd && CGO_ENABLED=1 go build "${gobuild_flags[@]}" -tags urfave_cli_no_docs \
+    (cd tools/containerd && CGO_ENABLED=1 go build "${gobuild_flags[@]}" -tags "$tags" \
       -ldflags "-s -w -X main.version=${rver#v}" -o "$t/runc" github.com/opencontainers/runc)
     mv -f "$t/runc" "$cbin/runc"
     echo ">> built runc in $(elapsed "$start")" >&2

@@ -3,6 +3,7 @@ package containerdtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -59,6 +60,7 @@ type Containerd struct {
 	Images  runtimeapi.ImageServiceClient
 
 	canLowerOOMScore bool
+	runcSeccomp      bool
 	pauseImage       string
 	helloImage       string
 	cgroup           string // cgroup parent of every pod (cgroupfs path)
@@ -171,6 +173,9 @@ func start(tb testing.TB, o Options) (*Containerd, error) {
 		return nil, skipError{fmt.Sprintf("runc --version: %v: %s", err, bytes.TrimSpace(out))}
 	}
 	c.RuncVersion = strings.TrimPrefix(strings.Fields(string(out) + " ? ? ?")[2], "v")
+	if c.runcSeccomp = runcHasSeccomp(filepath.Join(tools, "runc")); !c.runcSeccomp {
+		c.Notes = append(c.Notes, "runc built without seccomp (no libseccomp-dev when hack/tools.sh built it): pod sandboxes run unconfined instead of the RuntimeDefault profile the kubelet asks for")
+	}
 
 	if c.canLowerOOMScore = hasCap(capSysResource); !c.canLowerOOMScore {
 		c.Notes = append(c.Notes, "no CAP_SYS_RESOURCE here: restrict_oom_score_adj=true (the pause process keeps oom_score_adj 0 instead of -998)")
@@ -222,6 +227,25 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// runcHasSeccomp says whether `runc features` reports seccomp support.
+func runcHasSeccomp(runc string) bool {
+	out, err := exec.Command(runc, "features").Output()
+	if err != nil {
+		return false
+	}
+	var f struct {
+		Linux struct {
+			Seccomp *struct {
+				Enabled *bool `json:"enabled"`
+			} `json:"seccomp"`
+		} `json:"linux"`
+	}
+	if err := json.Unmarshal(out, &f); err != nil {
+		return false
+	}
+	return f.Linux.Seccomp != nil && f.Linux.Seccomp.Enabled != nil && *f.Linux.Seccomp.Enabled
 }
 
 // capSysResource is CAP_SYS_RESOURCE's bit in the capability sets.

@@ -82,7 +82,7 @@ func (c *Containerd) RunPod(ctx context.Context, o PodOptions) (*Pod, error) {
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
 			// The kubelet's cgroupfs layout is /kubepods/<qos>/pod<uid>.
 			CgroupParent:    c.cgroup + "/pod" + uid,
-			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns},
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns, Seccomp: c.sandboxSeccomp()},
 		},
 	}
 
@@ -109,7 +109,13 @@ func (c *Containerd) RunPod(ctx context.Context, o PodOptions) (*Pod, error) {
 			Args:     args,
 			LogPath:  "main/0.log",
 			Linux: &runtimeapi.LinuxContainerConfig{
-				SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: ns},
+				// A BestEffort pod's container, as the kubelet configures it
+				// (cgroup v1; no seccompDefault).
+				Resources: &runtimeapi.LinuxContainerResources{CpuShares: 2, OomScoreAdj: 1000},
+				SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+					NamespaceOptions: ns,
+					Seccomp:          &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined},
+				},
 			},
 		},
 		SandboxConfig: sandboxCfg,
@@ -138,6 +144,15 @@ func (c *Containerd) RunPod(ctx context.Context, o PodOptions) (*Pod, error) {
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// sandboxSeccomp is what the kubelet asks for every pod sandbox
+// (RuntimeDefault), unless this runc has no seccomp (see Notes).
+func (c *Containerd) sandboxSeccomp() *runtimeapi.SecurityProfile {
+	if !c.runcSeccomp {
+		return nil
+	}
+	return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
 }
 
 // ensureImage is the kubelet's IfNotPresent: ImageStatus, PullImage when
