@@ -15,10 +15,11 @@
 #
 # Usage: hack/tools.sh [--dir] [name...]
 #   Builds what is missing (all binaries, or only the names given), then prints
-#   the bin directory on stdout. The name containerd stands for its group
-#   (containerd, containerd-shim-runc-v2, ctr: one go build). Progress goes to stderr. With --dir nothing
+#   the bin directory on stdout. Progress goes to stderr. With --dir nothing
 #   but the directory is printed on stdout either (the flag says the caller
-#   only wants the path; a summary is not repeated on stderr).
+#   only wants the path; a summary is not repeated on stderr). The name
+#   containerd stands for its group (containerd, containerd-shim-runc-v2,
+#   ctr: one go build): `hack/tools.sh containerd runc` builds the baseline.
 #
 # The small tools come first (about a minute each, cold), Kubernetes last (all
 # of it in one `go build`, ~10 minutes cold on 2 cores). Every binary is built
@@ -34,7 +35,7 @@ want=()
 for a in "$@"; do
   case "$a" in
     --dir) quiet=true ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "tools.sh: unknown flag $a" >&2; exit 2 ;;
     *) want+=("$a") ;;
   esac

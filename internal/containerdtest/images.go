@@ -72,20 +72,10 @@ func buildStatic(rel string) ([]byte, error) {
 	return os.ReadFile(out)
 }
 
-// The images pushed to each registry, once per test binary.
-var pushed struct {
-	sync.Mutex
-	byRegistry map[string][2]string
-}
-
-// pushImages builds (once) and pushes (once per registry) the pause and
-// hello images and returns their references.
+// pushImages builds (once per test binary) and pushes the pause and hello
+// images and returns their references. Pushing again is cheap: blobs the
+// registry has are not sent.
 func pushImages(ctx context.Context, registry string) (pause, hello string, err error) {
-	pushed.Lock()
-	defer pushed.Unlock()
-	if refs, ok := pushed.byRegistry[registry]; ok {
-		return refs[0], refs[1], nil
-	}
 	pauseBin, helloBin, err := buildPrograms()
 	if err != nil {
 		return "", "", fmt.Errorf("build the images' programs: %w", err)
@@ -98,10 +88,6 @@ func pushImages(ctx context.Context, registry string) (pause, hello string, err 
 	if err := pushImage(ctx, hello, image{file: "hello", bin: helloBin, entrypoint: []string{"/hello"}}); err != nil {
 		return "", "", err
 	}
-	if pushed.byRegistry == nil {
-		pushed.byRegistry = map[string][2]string{}
-	}
-	pushed.byRegistry[registry] = [2]string{pause, hello}
 	return pause, hello, nil
 }
 
