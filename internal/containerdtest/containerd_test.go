@@ -98,7 +98,7 @@ func BenchmarkContainerdPodStart(b *testing.B) {
 				BaselineName: c.BaselineName(),
 				Versions:     c.Versions(),
 				Method: "CRI as the kubelet calls it (RunPodSandbox with host network, ImageStatus/PullImage, CreateContainer, StartContainer) " +
-					"until ContainerStatus says RUNNING; " + strings.Join([]string{how, img}, ", ") + ".",
+					"until ContainerStatus says RUNNING; " + strings.Join([]string{how, img}, ", ") + "." + notes(c),
 			})
 		})
 	}
@@ -139,7 +139,15 @@ func BenchmarkContainerdDensity(b *testing.B) {
 			Baseline:     []float64{r.v},
 			BaselineName: c.BaselineName(),
 			Versions:     c.Versions(),
-			Method:       method,
+			Method:       method + notes(c),
 		})
 	}
+}
+
+// notes are the machine's differences from a stock node, for a Method.
+func notes(c *Containerd) string {
+	if len(c.Notes) == 0 {
+		return ""
+	}
+	return " Here: " + strings.Join(c.Notes, "; ") + "."
 }
