@@ -91,37 +91,51 @@ func (c *Containerd) HelloImage() string { return c.helloImage }
 
 // Start runs a private containerd for the test and stops it, with every pod
 // it runs, when the test ends. It skips the test, saying exactly why, when
-// containerd cannot run here.
+// containerd cannot run here, and fails it on any other error.
 func Start(tb testing.TB, o Options) *Containerd {
 	tb.Helper()
-	if reason := Unavailable(o.ToolsDir); reason != "" {
-		tb.Skip(reason)
-	}
-	c, err := start(tb, o)
-	if err != nil {
-		var s skipError
-		if errors.As(err, &s) {
-			tb.Skip(s.Error())
-		}
+	c, err := TryStart(tb, o)
+	var u *UnavailableError
+	switch {
+	case errors.As(err, &u):
+		tb.Skip(u.Error())
+	case err != nil:
 		tb.Fatal(err)
 	}
 	return c
 }
 
-// skipError is a failure that says the baseline cannot run on this machine
-// (as opposed to a bug of the harness).
-type skipError struct{ reason string }
+// TryStart is Start for a caller that measures something else too (wasilet)
+// and records the baseline's absence instead of skipping: it returns an
+// *UnavailableError when containerd cannot run here, another error when the
+// harness fails. Cleanup is registered on tb either way.
+func TryStart(tb testing.TB, o Options) (*Containerd, error) {
+	tb.Helper()
+	if reason := Unavailable(o.ToolsDir); reason != "" {
+		return nil, &UnavailableError{Reason: strings.TrimPrefix(reason, unavailablePrefix)}
+	}
+	return start(tb, o)
+}
 
-func (e skipError) Error() string { return "containerd baseline unavailable: " + e.reason }
+// UnavailableError says why the baseline cannot run on this machine (as
+// opposed to a failure of the harness); its message is what a benchmark
+// records as benchreport.Result.NoBaseline.
+type UnavailableError struct{ Reason string }
+
+const unavailablePrefix = "containerd baseline unavailable: "
+
+func (e *UnavailableError) Error() string { return unavailablePrefix + e.Reason }
+
+func unavailable(reason string) error { return &UnavailableError{Reason: reason} }
 
 // Unavailable says why the baseline cannot run here ("" when it may): not
 // root, or the tools missing.
 func Unavailable(toolsDir string) string {
 	if os.Geteuid() != 0 {
-		return fmt.Sprintf("containerd baseline unavailable: containerd and runc need root (running as uid %d)", os.Geteuid())
+		return fmt.Sprintf(unavailablePrefix+"containerd and runc need root (running as uid %d)", os.Geteuid())
 	}
 	if _, err := toolsPath(toolsDir); err != nil {
-		return "containerd baseline unavailable: " + err.Error()
+		return unavailablePrefix + err.Error()
 	}
 	return ""
 }
@@ -148,7 +162,7 @@ func toolsPath(dir string) (string, error) {
 func start(tb testing.TB, o Options) (*Containerd, error) {
 	tools, err := toolsPath(o.ToolsDir)
 	if err != nil {
-		return nil, skipError{err.Error()}
+		return nil, unavailable(err.Error())
 	}
 	// Short: the shim socket directory must stay within 38 bytes and the
 	// sockets under it within the unix socket path limit.
@@ -170,7 +184,7 @@ func start(tb testing.TB, o Options) (*Containerd, error) {
 	}
 	out, err := exec.Command(filepath.Join(tools, "runc"), "--version").CombinedOutput()
 	if err != nil {
-		return nil, skipError{fmt.Sprintf("runc --version: %v: %s", err, bytes.TrimSpace(out))}
+		return nil, unavailable(fmt.Sprintf("runc --version: %v: %s", err, bytes.TrimSpace(out)))
 	}
 	c.RuncVersion = strings.TrimPrefix(strings.Fields(string(out) + " ? ? ?")[2], "v")
 	if c.runcSeccomp = runcHasSeccomp(filepath.Join(tools, "runc")); !c.runcSeccomp {
@@ -345,7 +359,7 @@ func (c *Containerd) launch() error {
 	cmd.Env = append(os.Environ(), "PATH="+c.tools+":"+os.Getenv("PATH"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return skipError{fmt.Sprintf("start containerd: %v", err)}
+		return unavailable(fmt.Sprintf("start containerd: %v", err))
 	}
 	c.cmd = cmd
 	c.exited = make(chan struct{})
@@ -366,7 +380,7 @@ func (c *Containerd) connect(ctx context.Context) error {
 	for {
 		select {
 		case <-c.exited:
-			return skipError{fmt.Sprintf("containerd exited at start (%v); its log ends with:\n%s", c.cmd.ProcessState, c.logTail(20))}
+			return unavailable(fmt.Sprintf("containerd exited at start (%v); its log ends with:\n%s", c.cmd.ProcessState, c.logTail(20)))
 		default:
 		}
 		if _, err := os.Stat(c.Socket); err == nil {
@@ -382,7 +396,7 @@ func (c *Containerd) connect(ctx context.Context) error {
 			if last == nil {
 				last = fmt.Errorf("no socket %s", c.Socket)
 			}
-			return skipError{fmt.Sprintf("containerd's CRI not ready: %v; its log ends with:\n%s", last, c.logTail(20))}
+			return unavailable(fmt.Sprintf("containerd's CRI not ready: %v; its log ends with:\n%s", last, c.logTail(20)))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -19,8 +19,10 @@
 // containerd also dies with the test binary; the shims and containers of a
 // binary killed with -9 are left behind, as a crashed node would leave them.
 // When containerd cannot run (not root, tools missing, containerd failing to
-// start) Start skips the test with the exact reason, which the caller
-// records as the baseline's absence (benchreport.Result.NoBaseline).
+// start) Start skips the test with the exact reason; TryStart returns it as
+// an *UnavailableError instead, for a benchmark that measures wasilet anyway
+// and records the reason as the baseline's absence
+// (benchreport.Result.NoBaseline).
 //
 // The images are built here, never pulled from the internet: a pause image
 // (images/pause) and a hello image (images/hello: prints HelloLine, then

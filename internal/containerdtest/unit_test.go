@@ -1,7 +1,9 @@
 package containerdtest
 
 import (
+	"errors"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -55,5 +57,16 @@ func TestLayerDigests(t *testing.T) {
 	}
 	if diff3 == diff1 {
 		t.Error("a nonce did not change the layer: cold images would share it")
+	}
+}
+
+func TestTryStartSaysWhyUnavailable(t *testing.T) {
+	c, err := TryStart(t, Options{ToolsDir: t.TempDir()})
+	var u *UnavailableError
+	if c != nil || !errors.As(err, &u) {
+		t.Fatalf("TryStart with an empty tools directory = %v, %v; want an *UnavailableError", c, err)
+	}
+	if !strings.HasPrefix(err.Error(), "containerd baseline unavailable: ") || u.Reason == "" {
+		t.Errorf("error %q: want the reason after %q", err, "containerd baseline unavailable: ")
 	}
 }
