@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/wasilet/wasilet/internal/benchreport"
 )
 
@@ -19,6 +21,15 @@ func TestContainerdRunsAPod(t *testing.T) {
 	t.Logf("%s, snapshotter %s, registry %s", c.BaselineName(), c.Snapshotter, c.RegistryAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+
+	// No CNI config: the network is not ready, host-network pods run anyway.
+	st0, err := c.Runtime.Status(ctx, &runtimeapi.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cond := range st0.GetStatus().GetConditions() {
+		t.Logf("CRI condition %s=%v %s %s", cond.GetType(), cond.GetStatus(), cond.GetReason(), cond.GetMessage())
+	}
 
 	p, err := c.RunPod(ctx, PodOptions{Name: "hello", Args: []string{"exit"}})
 	if err != nil {
