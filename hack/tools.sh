@@ -2,19 +2,26 @@
 # Builds, or reuses, the pinned binaries the local cluster, the demo and the
 # end-to-end tests run: registry, oras, crictl, etcd, etcdctl,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet,
-# sample-device-plugin; and, only when named, the baselines of the module
-# start benchmark: wasmtime (the CLI) and wazero-run (see baselines below).
-# They live outside the clone, in
-#   ${WASILET_CACHE:-~/.cache/wasilet}/tools/<key>/bin
+# sample-device-plugin, and the benchmarks' container baseline: containerd,
+# containerd-shim-runc-v2, ctr, runc; and, only when named, the baselines of
+# the module start benchmark: wasmtime (the CLI) and wazero-run (see
+# baselines below). They live outside the clone, in
+#   ${WASILET_CACHE:-~/.cache/wasilet}/tools/k8s-<version>-<key>/bin
 # where <key> is derived from the pinned versions (tools/versions.env and the
 # go.mod/go.sum of the wrapper modules under tools/), so a fresh clone of the
 # same revision reuses them and a version bump builds into a new directory.
+# containerd and runc (wrapper module tools/containerd) are out of that key:
+# they are built into tools/containerd-<version>-<key2>/bin, keyed by their
+# own go.mod/go.sum, and symlinked into the main bin directory, so bumping
+# them never forces the Kubernetes rebuild (and vice versa).
 #
 # Usage: hack/tools.sh [--dir] [name...]
 #   Builds what is missing (all binaries, or only the names given), then prints
 #   the bin directory on stdout. Progress goes to stderr. With --dir nothing
 #   but the directory is printed on stdout either (the flag says the caller
-#   only wants the path; a summary is not repeated on stderr).
+#   only wants the path; a summary is not repeated on stderr). The name
+#   containerd stands for its group (containerd, containerd-shim-runc-v2,
+#   ctr: one go build): `hack/tools.sh containerd runc` builds the baseline.
 #
 # The small tools come first (about a minute each, cold), Kubernetes last (all
 # of it in one `go build`, ~10 minutes cold on 2 cores). Every binary is built
@@ -30,16 +37,17 @@ want=()
 for a in "$@"; do
   case "$a" in
     --dir) quiet=true ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "tools.sh: unknown flag $a" >&2; exit 2 ;;
     *) want+=("$a") ;;
   esac
 done
 
 cache="${WASILET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasilet}"
-# tools/protogen (code generators, run by hack/generate.sh) is not part of it.
-# tools/wazero and tools/baselines.env key their own directory (see baselines).
-key=$(cd tools && find . -path ./protogen -prune -o -path ./wazero -prune -o -type f \( -name go.mod -o -name go.sum -o -name versions.env \) -print \
+# tools/protogen (code generators, run by hack/generate.sh) is not part of it,
+# nor is tools/containerd (its own key, below); tools/wazero and
+# tools/baselines.env key their own directory (see baselines).
+key=$(cd tools && find . \( -path ./protogen -o -path ./containerd -o -path ./wazero \) -prune -o -type f \( -name go.mod -o -name go.sum -o -name versions.env \) -print \
   | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
 dir="$cache/tools/k8s-$KUBE_VERSION-$key"
 bin="$dir/bin"
@@ -51,7 +59,8 @@ export GOWORK=off CGO_ENABLED=0
 gobuild_flags=(-trimpath)
 
 kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet sample-device-plugin)
-all=(registry oras crictl etcd etcdctl "${kube_bins[@]}")
+ctr_bins=(containerd containerd-shim-runc-v2 ctr runc)
+all=(registry oras crictl etcd etcdctl "${ctr_bins[@]}" "${kube_bins[@]}")
 baseline_bins=(wasmtime wazero-run) # built only when named
 if [ ${#want[@]} -eq 0 ]; then want=("${all[@]}"); fi
 for w in "${want[@]}"; do
@@ -59,18 +68,23 @@ for w in "${want[@]}"; do
 done
 wanted() { case " ${want[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 missing() { wanted "$1" && [ ! -x "$bin/$1" ]; }
+# containerd is useless without its shim; ctr comes with them for free.
+if wanted containerd; then want+=(containerd-shim-runc-v2 ctr); fi
 
 tmps=()
 cleanup() { if [ ${#tmps[@]} -gt 0 ]; then rm -rf "${tmps[@]}"; fi; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-# newtmp sets t to a fresh build directory, removed when the script exits.
-newtmp() { t=$(mktemp -d "$dir/.build.XXXXXX"); tmps+=("$t"); }
+# newtmp [DIR] sets t to a fresh build directory (in DIR, default $dir, so
+# that the final rename stays on one file system), removed when the script
+# exits.
+newtmp() { t=$(mktemp -d "${1:-$dir}/.build.XXXXXX"); tmps+=("$t"); }
 # Build directories of runs killed hard (SIGKILL) long ago.
 find "$dir" -maxdepth 1 -name '.build.*' -mmin +240 -exec rm -rf {} + 2>/dev/null || true
 
-# lock GROUP: serialize builders of one group across processes (fd 9).
-lock() { exec 9>"$dir/.lock-$1"; flock 9; }
+# lock GROUP [DIR]: serialize builders of one group across processes (fd 9);
+# the lock file lives in DIR (default $dir).
+lock() { exec 9>"${2:-$dir}/.lock-$1"; flock 9; }
 unlock() { flock -u 9; exec 9>&-; }
 
 elapsed() { echo "$(( $(date +%s) - $1 ))s"; }
@@ -109,6 +123,83 @@ if missing etcd || missing etcdctl; then
     (cd tools/etcd && go build "${gobuild_flags[@]}" -ldflags "-s -w" -o "$t/$name" "$pkg")
     mv -f "$t/$name" "$bin/$name"
     echo ">> built $name in $(elapsed "$start")" >&2
+  done
+  unlock
+fi
+
+# containerd, its runc shim, ctr and runc, from the wrapper module
+# tools/containerd, into their own cache directory; $bin gets symlinks.
+# containerd and the shim are pure Go (CGO_ENABLED=0, so no btrfs
+# snapshotter); runc needs cgo for its nsenter preamble, is built without
+# libpathrs (a Rust library) and with seccomp when libseccomp's headers are
+# there (apt-get install libseccomp-dev): the kubelet asks for the
+# RuntimeDefault seccomp profile on every pod sandbox, which a runc without
+# seccomp refuses. Without the headers runc is built without seccomp (said
+# loudly; internal/containerdtest then runs sandboxes unconfined) and rebuilt
+# once they are installed.
+cver=$(awk '$1 == "github.com/containerd/containerd/v2" { print $2 }' tools/containerd/go.mod)
+rver=$(awk '$1 == "github.com/opencontainers/runc" { print $2 }' tools/containerd/go.mod)
+ckey=$(cd tools/containerd && sha256sum go.mod go.sum | sha256sum | cut -c1-12)
+cbin="$cache/tools/containerd-$cver-$ckey/bin"
+# linked NAME: $bin/NAME is our symlink to the binary of this key.
+linked() { [ "$(readlink "$bin/$1" 2>/dev/null)" = "$cbin/$1" ] && [ -x "$cbin/$1" ]; }
+have_seccomp() { pkg-config --exists libseccomp 2>/dev/null || [ -f /usr/include/seccomp.h ]; }
+# On a fresh Debian machine run as root, install the headers (once) so the
+# baseline runc has seccomp like a real node's.
+if wanted runc && ! have_seccomp && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo ">> installing libseccomp-dev (runc's seccomp support)" >&2
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q libseccomp-dev >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libseccomp-dev >/dev/null 2>&1; }; } \
+    || echo ">> WARNING: apt-get install libseccomp-dev failed" >&2
+fi
+# runc_lacks_seccomp: the built runc could have seccomp (headers here) but has not.
+runc_lacks_seccomp() {
+  [ -x "$cbin/runc" ] && have_seccomp && ! "$cbin/runc" features 2>/dev/null | tr -d ' \n' | grep -q '"seccomp":{"enabled":true'
+}
+if wanted runc && runc_lacks_seccomp; then rm -f "$cbin/runc"; fi
+cneed=()
+for b in "${ctr_bins[@]}"; do if wanted "$b" && ! linked "$b"; then cneed+=("$b"); fi; done
+if [ ${#cneed[@]} -gt 0 ]; then
+  mkdir -p "$cbin"
+  lock containerd "$cbin/.."
+  pkgs=() names=()
+  for b in containerd containerd-shim-runc-v2 ctr; do
+    if wanted "$b" && [ ! -x "$cbin/$b" ]; then
+      names+=("$b") pkgs+=("github.com/containerd/containerd/v2/cmd/$b")
+    fi
+  done
+  if [ ${#pkgs[@]} -gt 0 ]; then
+    start=$(date +%s)
+    echo ">> building ${names[*]} $cver (first time only, a few minutes)" >&2
+    newtmp "$cbin/.."
+    if [ ${#pkgs[@]} -eq 1 ]; then out="$t/${names[0]}"; else out="$t/"; fi
+    v=github.com/containerd/containerd/v2/version
+    (cd tools/containerd && go build "${gobuild_flags[@]}" \
+      -ldflags "-s -w -X $v.Version=$cver -X $v.Package=github.com/containerd/containerd/v2" \
+      -o "$out" "${pkgs[@]}")
+    for b in "${names[@]}"; do mv -f "$t/$b" "$cbin/$b"; done
+    echo ">> built ${names[*]} in $(elapsed "$start")" >&2
+  fi
+  if wanted runc && [ ! -x "$cbin/runc" ]; then
+    start=$(date +%s)
+    tags=urfave_cli_no_docs
+    if have_seccomp; then
+      tags+=" seccomp"
+    else
+      echo ">> WARNING: no libseccomp headers (apt-get install libseccomp-dev): runc built WITHOUT seccomp" >&2
+    fi
+    echo ">> building runc $rver ($tags; first time only, about a minute)" >&2
+    newtmp "$cbin/.."
+    (cd tools/containerd && CGO_ENABLED=1 go build "${gobuild_flags[@]}" -tags "$tags" \
+      -ldflags "-s -w -X main.version=${rver#v}" -o "$t/runc" github.com/opencontainers/runc)
+    mv -f "$t/runc" "$cbin/runc"
+    echo ">> built runc in $(elapsed "$start")" >&2
+  fi
+  # Link under a temporary name, then rename over whatever was there (an
+  # older key's link): readers never see the name missing.
+  for b in "${cneed[@]}"; do
+    ln -sfn "$cbin/$b" "$bin/.$b.link.$$"
+    mv -fT "$bin/.$b.link.$$" "$bin/$b"
   done
   unlock
 fi
