@@ -43,7 +43,7 @@ bench() {
   fi
 }
 
-# bench ./internal/nodebench '^(BenchmarkPodStart|BenchmarkDensity)$'
+bench ./internal/nodebench '^(BenchmarkPodStart|BenchmarkDensity)$'
 bench ./cmd/wasilet '^BenchmarkModuleStart$'
 bench ./proxy/e2e '^BenchmarkDevicePath$'
 bench ./agent/e2e '^BenchmarkAgentScale$'
