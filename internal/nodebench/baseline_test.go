@@ -93,7 +93,7 @@ func containerDensity(b *testing.B, env *clustertest.Env) densityBaseline {
 	cpu := 100 * d.IdleCPU * 100 / float64(pods)
 	return densityBaseline{
 		name: fmt.Sprintf("%d container pods, %s", pods, c.BaselineName()), versions: c.Versions(), pods: pods,
-		method: method(c) + fmt.Sprintf(" Container figures: %d sleeping pods; per pod, the shims' and the containers' (pause + hello) VmRSS and threads (containerd's own %.0f MiB not counted); idle CPU of containerd and the shims over %s.", pods, float64(d.Containerd.RSS)/(1<<20), d.Window),
+		method:    method(c) + fmt.Sprintf(" Container figures: %d sleeping pods; per pod, the shims' and the containers' (pause + hello) VmRSS and threads (containerd's own %.0f MiB not counted); idle CPU of containerd and the shims over %s.", pods, float64(d.Containerd.RSS)/(1<<20), d.Window),
 		rssPerPod: &rss, threadsPerPod: &threads, idleCPUPer100: &cpu,
 	}
 }
