@@ -6,6 +6,24 @@
 // files. Figures are reported (b.ReportMetric and b.Logf), never asserted:
 // a benchmark fails only when pods do not run at all.
 //
+// # BenchmarkPodStart and BenchmarkDensity (in `just bench`)
+//
+// The comparison benchmarks: each measures wasilet and the container
+// baseline (internal/containerdtest: containerd + runc driven through the
+// CRI as the kubelet calls it) in the same run and records both through
+// internal/benchreport. BenchmarkPodStart: bound → Running on a watch for
+// $WASILET_BENCH_PODS pods (default 100) with a cached module one at a time
+// and as a burst, and for $WASILET_BENCH_COLD_PODS (default 20) pods whose
+// module no cache has seen (testprog with a unique custom section, so a new
+// digest: pull + compile). BenchmarkDensity: $WASILET_BENCH_DENSITY_PODS
+// (default 1,000) sleeping pods created at once on one node with its pods
+// capacity raised: time until all run, the curves of pods Running over time
+// and node RSS over pods, RSS and OS threads per pod, and the node's CPU
+// over 30 s while they sleep ($WASILET_BENCH_HOLD keeps them a while longer
+// for a profiler). With $WASILET_BENCH_SMOKE=1 every size is tiny.
+//
+// The benchmarks below report wasilet's own figures only (go test -bench).
+//
 // # BenchmarkScheduledToRunning/{module,component}/{serial,burst}
 //
 // One node; testprog pushed once to the cluster registry; one pod run to
