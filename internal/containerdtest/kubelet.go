@@ -366,10 +366,12 @@ func (k *Kubelet) stop(tb testing.TB) {
 			tb.Errorf("kubelet baseline: remove leftover pods from containerd: %v", err)
 		}
 	}
+	// The kubelet bind-mounts its root dir onto itself (rshared) and
+	// leaves it; more than that one mount means pods' volumes were left.
 	if n, err := unmountUnder(k.Dir); err != nil {
 		tb.Errorf("kubelet baseline: %v", err)
-	} else if n > 0 {
-		tb.Logf("kubelet baseline: unmounted %d leftover mounts under %s", n, k.Dir)
+	} else if n > 1 {
+		tb.Logf("kubelet baseline: unmounted %d mounts under %s (the root dir's own bind mount and %d more)", n, k.Dir, n-1)
 	}
 	removeCgroups(k.CgroupRoot)
 	if left := existingCgroups(k.CgroupRoot); len(left) > 0 {
@@ -454,7 +456,9 @@ type NodeUsage struct {
 	// IdleCPU is the CPU time of the kubelet, containerd and the shims over
 	// Window, divided by Window: 0.01 is 1% of one core.
 	IdleCPU float64
-	Window  time.Duration
+	// KubeletCPU, ContainerdCPU and ShimsCPU split IdleCPU.
+	KubeletCPU, ContainerdCPU, ShimsCPU float64
+	Window                              time.Duration
 }
 
 // Total is the sum of the four groups.
@@ -472,10 +476,10 @@ func (u NodeUsage) Total() Usage {
 // String is the usage on one line.
 func (u NodeUsage) String() string {
 	t := u.Total()
-	return fmt.Sprintf("%d pods: RSS %.1f MiB (kubelet %.1f, containerd %.1f, shims %.1f, containers %.1f), PSS %.1f MiB, %d processes, %d threads (kubelet %d, containerd %d, shims %d, containers %d), idle CPU %.2f%% of a core over %s",
+	return fmt.Sprintf("%d pods: RSS %.1f MiB (kubelet %.1f, containerd %.1f, shims %.1f, containers %.1f), PSS %.1f MiB, %d processes, %d threads (kubelet %d, containerd %d, shims %d, containers %d), idle CPU %.2f%% of a core (kubelet %.2f, containerd %.2f, shims %.2f) over %s",
 		u.Pods, mib(t.RSS), mib(u.Kubelet.RSS), mib(u.Containerd.RSS), mib(u.Shims.RSS), mib(u.Containers.RSS), mib(t.PSS),
 		t.Processes, t.Threads, u.Kubelet.Threads, u.Containerd.Threads, u.Shims.Threads, u.Containers.Threads,
-		100*u.IdleCPU, u.Window)
+		100*u.IdleCPU, 100*u.KubeletCPU, 100*u.ContainerdCPU, 100*u.ShimsCPU, u.Window)
 }
 
 // Usage measures the node as it is: memory and threads of the kubelet,
@@ -505,15 +509,18 @@ func (k *Kubelet) Usage(ctx context.Context, window time.Duration) (NodeUsage, e
 			}
 		}
 	}
-	daemons := slices.Concat([]int{ps.Kubelet, ps.Containerd}, ps.Shims)
-	cpu := func() (uint64, error) {
-		var sum uint64
-		for _, pid := range daemons {
-			p, err := readProc(pid, false)
-			if err != nil {
-				return 0, fmt.Errorf("process %d went away: %w", pid, err)
+	// CPU ticks of the kubelet, containerd and the shims.
+	groups := [][]int{{ps.Kubelet}, {ps.Containerd}, ps.Shims}
+	cpu := func() ([3]uint64, error) {
+		var sum [3]uint64
+		for g, pids := range groups {
+			for _, pid := range pids {
+				p, err := readProc(pid, false)
+				if err != nil {
+					return sum, fmt.Errorf("process %d went away: %w", pid, err)
+				}
+				sum[g] += p.utime + p.stime
 			}
-			sum += p.utime + p.stime
 		}
 		return sum, nil
 	}
@@ -533,7 +540,9 @@ func (k *Kubelet) Usage(ctx context.Context, window time.Duration) (NodeUsage, e
 	}
 	wall := time.Since(t0)
 	u.Window = wall.Round(time.Millisecond)
-	u.IdleCPU = float64(after-before) / clockTicks / wall.Seconds()
+	share := func(g int) float64 { return float64(after[g]-before[g]) / clockTicks / wall.Seconds() }
+	u.KubeletCPU, u.ContainerdCPU, u.ShimsCPU = share(0), share(1), share(2)
+	u.IdleCPU = u.KubeletCPU + u.ContainerdCPU + u.ShimsCPU
 	return u, nil
 }
 
