@@ -40,6 +40,21 @@
 // PodStart returns, per pod, the time from RunPodSandbox to the container
 // being reported RUNNING by ContainerStatus; Density runs N sleeping pods and
 // sums RSS, threads and idle CPU of containerd, its shims and the containers.
+//
+// The full-node baseline is the upstream kubelet (hack/tools.sh's kubelet)
+// on that containerd, joined to the clustertest cluster as a node:
+//
+//	c := containerdtest.Start(b, containerdtest.Options{RegistryAddr: env.RegistryAddr})
+//	k, err := containerdtest.StartKubelet(b, env, c) // Ready, untainted
+//	_, err = env.Client.CoreV1().Pods(ns).Create(ctx, k.Pod(ns, "p", ""), metav1.CreateOptions{})
+//	d, err := k.PodStart(ctx, ns, 10, true) // bound → Running, as a watch sees it
+//	u, err := k.Usage(ctx, 10*time.Second) // kubelet + containerd + shims + containers
+//
+// It uses the admin kubeconfig (a benchmark harness, not a node to copy),
+// the machine's first non-loopback IPv4 address as node IP (the kubelet
+// refuses a loopback one), its own cgroupRoot in every hierarchy, and a CNI
+// config without plugin binaries so that the CRI reports NetworkReady (the
+// pods use the host network; no plugin is ever called).
 // The benchmarks of this package record them as the baseline alone;
 // wasilet's own benchmarks call the same helpers to put both in one row.
 package containerdtest
