@@ -138,7 +138,13 @@ func deleteAll(b *testing.B, client kubernetes.Interface, ns string, count int) 
 // of them running; on failure it stops b with the tail of the node's log.
 func startPods(b *testing.B, n *nodetest.Node, r *recorder, pods []*corev1.Pod, timeout time.Duration) {
 	b.Helper()
-	if err := createPods(context.Background(), n.Env.Client, r, pods); err != nil {
+	startPodsOn(b, n.Env.Client, func() string { return tail(n.Log(), 30) }, r, pods, timeout)
+}
+
+// startPodsOn is startPods for any node: logs is the tail of its log.
+func startPodsOn(b *testing.B, client kubernetes.Interface, logs func() string, r *recorder, pods []*corev1.Pod, timeout time.Duration) {
+	b.Helper()
+	if err := createPods(context.Background(), client, r, pods); err != nil {
 		b.Fatal(err)
 	}
 	names := make([]string, len(pods))
@@ -148,7 +154,7 @@ func startPods(b *testing.B, n *nodetest.Node, r *recorder, pods []*corev1.Pod, 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := r.wait(ctx, names...); err != nil {
-		b.Fatalf("%v\nnode log:\n%s", err, tail(n.Log(), 30))
+		b.Fatalf("%v\nnode log:\n%s", err, logs())
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/wasilet/wasilet/internal/benchreport"
 	"github.com/wasilet/wasilet/internal/nodetest"
@@ -49,11 +50,19 @@ func uleb(v uint64) []byte {
 	}
 }
 
-// startWasm starts each pod (one at a time or all at once) and returns
-// the watch's scheduled → Running times.
+// startWasm starts each pod on a wasilet node (one at a time or all at
+// once) and returns the watch's bound → Running times.
 func startWasm(b *testing.B, n *nodetest.Node, ns string, objs []*corev1.Pod, burst bool) []time.Duration {
 	b.Helper()
-	r, err := watchPods(context.Background(), n.Env.Client, ns)
+	return measureStarts(b, n.Env.Client, func() string { return tail(n.Log(), 30) }, ns, objs, burst)
+}
+
+// measureStarts starts the pods on any node, one at a time (each Running
+// before the next is created) or all at once, measures bound → Running on
+// one watch of the namespace, then deletes them.
+func measureStarts(b *testing.B, client kubernetes.Interface, logs func() string, ns string, objs []*corev1.Pod, burst bool) []time.Duration {
+	b.Helper()
+	r, err := watchPods(context.Background(), client, ns)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -63,14 +72,14 @@ func startWasm(b *testing.B, n *nodetest.Node, ns string, objs []*corev1.Pod, bu
 		names[i] = p.Name
 	}
 	if burst {
-		startPods(b, n, r, objs, batchTimeout(len(objs)))
+		startPodsOn(b, client, logs, r, objs, batchTimeout(len(objs)))
 	} else {
 		for _, p := range objs {
-			startPods(b, n, r, []*corev1.Pod{p}, 2*time.Minute)
+			startPodsOn(b, client, logs, r, []*corev1.Pod{p}, 2*time.Minute)
 		}
 	}
 	_, toRunning, _ := r.latencies(names)
-	deleteAll(b, n.Env.Client, ns, len(objs))
+	deleteAll(b, client, ns, len(objs))
 	return toRunning
 }
 
@@ -122,25 +131,27 @@ func BenchmarkPodStart(b *testing.B) {
 
 	base := containerPodStarts(b, n.Env, count, len(cold))
 	const seen = "wasilet as a user sees it: one watch on the namespace records when each pod is first seen bound and first seen Running (local receive times); bound → Running is the node's share. "
-	record := func(metric, method string, w, bl []time.Duration, target benchreport.Target) {
-		r := benchreport.Result{Group: "Pod start", Metric: metric, Unit: "ms", Wasilet: benchreport.MsOf(w), Method: method + " " + base.method,
-			Target: target, BaselineName: base.name, Versions: base.versions}
-		if base.missing == "" {
+	record := func(metric, method string, w, bl []time.Duration, name, missing, blMethod string, target benchreport.Target) {
+		r := benchreport.Result{Group: "Pod start", Metric: metric, Unit: "ms", Wasilet: benchreport.MsOf(w), Method: method + " " + blMethod,
+			Target: target, BaselineName: name, Versions: base.versions}
+		if missing == "" {
 			r.Baseline = benchreport.MsOf(bl)
 		} else {
-			r.NoBaseline = base.missing
+			r.NoBaseline = missing
 		}
 		benchreport.Record(b, r)
 	}
-	record(fmt.Sprintf("cached, one at a time (%d pods)", count),
-		seen+"testprog (a 3 MB Go wasip1 module) sleeping; pulled and compiled once before.",
-		got["serial"], base.serial, benchreport.Target{Stat: "p99", Max: 50, MinRatio: 20, Text: "p99 ≤ 50 ms and ≥ 20× faster"})
-	record(fmt.Sprintf("cached, burst of %d", count),
-		seen+"All pods created at once by 16 concurrent clients.",
-		got["burst"], base.burst, benchreport.Target{})
+	const cached = "testprog (a 3 MB Go wasip1 module) sleeping; pulled and compiled once before."
+	record(fmt.Sprintf("bound → Running, cached, one at a time (%d pods)", count), seen+cached,
+		got["serial"], base.kubeSerial, base.kubeName, base.kubeMissing, base.kubeMethod,
+		benchreport.Target{Stat: "p99", Max: 50, MinRatio: 20, Text: "p99 ≤ 50 ms and ≥ 20× faster"})
+	record(fmt.Sprintf("bound → Running, cached, burst of %d", count), seen+cached+" All pods created at once by 16 concurrent clients (the same for the baseline).",
+		got["burst"], base.kubeBurst, base.kubeName, base.kubeMissing, base.kubeMethod, benchreport.Target{})
+	record(fmt.Sprintf("cached, one at a time: wasilet bound → Running vs containerd's CRI calls alone (%d pods)", count), seen+cached,
+		got["serial"], base.criSerial, base.criName, base.criMissing, base.criMethod, benchreport.Target{})
 	record(fmt.Sprintf("cold pull + compile, one at a time (%d pods)", len(cold)),
-		seen+"Each pod's module is testprog with a unique custom section appended (3 MB, a digest no cache has seen), pushed to the local registry beforehand: the node pulls and compiles it. The baseline's cold image is a fresh tag with a layer of its own.",
-		got["cold"], base.cold, benchreport.Target{Stat: "p99", Max: 1000, Text: "p99 ≤ 1 s"})
+		seen+"Each pod's module is testprog with a unique custom section appended (3 MB — the issue asks for ~1 MB; Go's smallest wasip1 programs are ~2 MB — a digest no cache has seen), pushed to the local registry beforehand: the node pulls and compiles it. The baseline's cold image is a fresh tag with a layer of its own, started through the CRI.",
+		got["cold"], base.criCold, base.criName, base.criMissing, base.criMethod, benchreport.Target{Stat: "p99", Max: 1000, Text: "p99 ≤ 1 s"})
 }
 
 // BenchmarkDensity: densityPods() Wasm pods started at once on one node
@@ -219,7 +230,7 @@ func BenchmarkDensity(b *testing.B) {
 		"RSS is the node process's VmRSS (the least of 10 s of samples, settled), threads its OS threads, idle CPU its CPU time over 30 s while the guests sleep."
 	densityRow := func(metric, unit string, w float64, bl *float64, target benchreport.Target, curves ...benchreport.Curve) {
 		r := benchreport.Result{Group: "Density", Metric: metric, Unit: unit, Wasilet: []float64{w}, Method: method + " " + base.method,
-			BaselineName: base.name, Target: target, Curves: curves, Versions: base.versions}
+			BaselineName: base.name, Target: target, Curves: curves, Versions: base.versions, HigherIsBetter: unit == "pods/s"}
 		if bl != nil {
 			r.Baseline = []float64{*bl}
 		} else if base.missing != "" && (target.MinRatio != 0 || strings.Contains(metric, "per")) {
@@ -227,6 +238,7 @@ func BenchmarkDensity(b *testing.B) {
 		}
 		benchreport.Record(b, r)
 	}
+	densityRow("pods started per second (all created at once)", "pods/s", float64(count)/allRunning.Seconds(), base.podsPerS, benchreport.Target{})
 	densityRow(fmt.Sprintf("%d Wasm pods: time until all Running", count), "s", allRunning.Seconds(), nil,
 		benchreport.Target{Max: 60, Text: "≤ 60 s"},
 		benchreport.Curve{Name: "wasilet: pods Running", X: "seconds since the pods were created", Y: "pods Running", Points: runningCurve})
