@@ -130,9 +130,9 @@ func containerPodStarts(b *testing.B, env *clustertest.Env, count, cold int) pod
 
 // densityBaseline is the container side of BenchmarkDensity.
 type densityBaseline struct {
-	name, missing, method                            string
-	versions                                         map[string]string
-	pods                                             int
+	name, missing, method                             string
+	versions                                          map[string]string
+	pods                                              int
 	rssPerPod, threadsPerPod, idleCPUPer100, podsPerS *float64
 }
 
@@ -158,7 +158,7 @@ func containerDensity(b *testing.B, env *clustertest.Env) densityBaseline {
 		cpu := 100 * d.IdleCPU * 100 / float64(pods)
 		return densityBaseline{
 			name: fmt.Sprintf("%d container pods, %s", pods, c.BaselineName()), versions: c.Versions(), pods: pods,
-			method: criMethod(c) + fmt.Sprintf(" The kubelet could not run (%s), so the container figures come from %d sleeping pods started through the CRI alone: per pod the shims' and the containers' (pause + hello) VmRSS and threads (containerd's own %.0f MiB not counted); idle CPU of containerd and the shims over %s.", kubeMissing, pods, float64(d.Containerd.RSS)/(1<<20), d.Window),
+			method:    criMethod(c) + fmt.Sprintf(" The kubelet could not run (%s), so the container figures come from %d sleeping pods started through the CRI alone: per pod the shims' and the containers' (pause + hello) VmRSS and threads (containerd's own %.0f MiB not counted); idle CPU of containerd and the shims over %s.", kubeMissing, pods, float64(d.Containerd.RSS)/(1<<20), d.Window),
 			rssPerPod: &rss, threadsPerPod: &threads, idleCPUPer100: &cpu,
 		}
 	}
