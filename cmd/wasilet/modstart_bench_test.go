@@ -201,6 +201,14 @@ func (ms *modStart) record(b *testing.B, r benchreport.Result) {
 	benchreport.Record(b, r)
 }
 
+// recordWhole records a whole-process comparison: the wall times, and the
+// same runs' peak RSS as a row of its own.
+func (ms *modStart) recordWhole(b *testing.B, metric string, wa, ba []sample, name string, target benchreport.Target, method string) {
+	b.Helper()
+	ms.record(b, benchreport.Result{Metric: metric, Unit: "ms", Wasilet: walls(wa), Baseline: walls(ba), BaselineName: name, Target: target, Method: method})
+	ms.record(b, benchreport.Result{Metric: metric + ": peak RSS", Unit: "MiB", Wasilet: peaks(wa), Baseline: peaks(ba), BaselineName: name, Method: peakMethod})
+}
+
 const peakMethod = "peak RSS: ru_maxrss of the child, as counted by the childrss helper (floor about 2.5 MiB); same runs as the wall-time row"
 
 var (
@@ -273,12 +281,8 @@ func (ms *modStart) wholeProcessModule(b *testing.B) {
 		proc(b, ms.wasmtimeRun(dir, ms.module)...)
 		wa, ba := pair(b, ms.runs, nil, ms.wiletArgs(wCache), ms.wasmtimeRun(dir, ms.module))
 		name := fmt.Sprintf("wasmtime CLI %s (cache on)", ms.wasmtimeVersion)
-		ms.record(b, benchreport.Result{Metric: "whole process, warm (disk cache hit)", Unit: "ms",
-			Wasilet: walls(wa), Baseline: walls(ba), BaselineName: name, Target: targetWasmtime,
-			Method: method + ": `wasilet run` with its compiled cache filled against `wasmtime run` with its cache filled"})
-		ms.record(b, benchreport.Result{Metric: "whole process, warm (disk cache hit): peak RSS", Unit: "MiB",
-			Wasilet: peaks(wa), Baseline: peaks(ba), BaselineName: name,
-			Method: peakMethod})
+		ms.recordWhole(b, "whole process, warm (disk cache hit)", wa, ba, name, targetWasmtime,
+			method+": `wasilet run` with its compiled cache filled against `wasmtime run` with its cache filled")
 
 		// wasmtime's fastest path: a precompiled .cwasm. wasilet has no
 		// such input; its fastest whole-process path is the disk cache hit.
@@ -287,24 +291,15 @@ func (ms *modStart) wholeProcessModule(b *testing.B) {
 		pre := append([]string{ms.wasmtime, "run", "--allow-precompiled", cwasm}, guestArgs...)
 		wa, ba = pair(b, ms.runs, nil, ms.wiletArgs(wCache), pre)
 		name = fmt.Sprintf("wasmtime CLI %s (precompiled .cwasm)", ms.wasmtimeVersion)
-		ms.record(b, benchreport.Result{Metric: "whole process, warm: wasilet's disk cache hit vs a precompiled .cwasm", Unit: "ms",
-			Wasilet: walls(wa), Baseline: walls(ba), BaselineName: name,
-			Target: benchreport.Target{Text: "none (shown for reference: the best path of each)"},
-			Method: method + ": `wasilet run` with its compiled cache filled (its fastest path: it takes no .cwasm) against `wasmtime run --allow-precompiled` of a `wasmtime compile` output"})
-		ms.record(b, benchreport.Result{Metric: "whole process, warm: disk cache hit vs precompiled .cwasm: peak RSS", Unit: "MiB",
-			Wasilet: peaks(wa), Baseline: peaks(ba), BaselineName: name,
-			Method: peakMethod})
+		ms.recordWhole(b, "whole process, warm: wasilet's disk cache hit vs a precompiled .cwasm", wa, ba, name, benchreport.Target{Text: "none (shown for reference: the best path of each)"},
+			method+": `wasilet run` with its compiled cache filled (its fastest path: it takes no .cwasm) against `wasmtime run --allow-precompiled` of a `wasmtime compile` output")
 
 		// Cold: nothing cached on either side.
 		wCold := filepath.Join(ms.tmp, "wasilet-cold")
 		wa, ba = pair(b, ms.coldRuns, emptyDir(b, wCold), ms.wasiletRun(wCold, ms.module), ms.wasmtimeRun("", ms.module))
 		name = fmt.Sprintf("wasmtime CLI %s (cache off)", ms.wasmtimeVersion)
-		ms.record(b, benchreport.Result{Metric: "whole process, cold compile", Unit: "ms",
-			Wasilet: walls(wa), Baseline: walls(ba), BaselineName: name, Target: targetWasmtime,
-			Method: method + ": `wasilet run` with an empty cache (it compiles and writes the artifact) against `wasmtime run -C cache=n`"})
-		ms.record(b, benchreport.Result{Metric: "whole process, cold compile: peak RSS", Unit: "MiB",
-			Wasilet: peaks(wa), Baseline: peaks(ba), BaselineName: name,
-			Method: peakMethod})
+		ms.recordWhole(b, "whole process, cold compile", wa, ba, name, targetWasmtime,
+			method+": `wasilet run` with an empty cache (it compiles and writes the artifact) against `wasmtime run -C cache=n`")
 	}
 
 	// Against wazero.
@@ -318,12 +313,8 @@ func (ms *modStart) wholeProcessModule(b *testing.B) {
 	proc(b, ms.wazeroRun(zCache, ms.module)...)
 	wa, ba := pair(b, ms.runs, nil, ms.wiletArgs(wCache), ms.wazeroRun(zCache, ms.module))
 	name := fmt.Sprintf("wazero %s (compiler, compilation cache on disk)", ms.wazeroVersion)
-	ms.record(b, benchreport.Result{Metric: "whole process, warm (disk cache hit) vs wazero", Unit: "ms",
-		Wasilet: walls(wa), Baseline: walls(ba), BaselineName: name, Target: targetWazero,
-		Method: method + ": `wasilet run` with its compiled cache filled against `wazero-run -cache DIR` (tools/wazero) with its cache filled"})
-	ms.record(b, benchreport.Result{Metric: "whole process, warm (disk cache hit) vs wazero: peak RSS", Unit: "MiB",
-		Wasilet: peaks(wa), Baseline: peaks(ba), BaselineName: name,
-		Method: peakMethod})
+	ms.recordWhole(b, "whole process, warm (disk cache hit) vs wazero", wa, ba, name, targetWazero,
+		method+": `wasilet run` with its compiled cache filled against `wazero-run -cache DIR` (tools/wazero) with its cache filled")
 	wCold, zCold := filepath.Join(ms.tmp, "wasilet-cold"), filepath.Join(ms.tmp, "wazero-cold")
 	emptyW, emptyZ := emptyDir(b, wCold), emptyDir(b, zCold)
 	wa, ba = pair(b, ms.coldRuns, func() { emptyW(); emptyZ() }, ms.wasiletRun(wCold, ms.module), ms.wazeroRun(zCold, ms.module))
@@ -358,11 +349,8 @@ func (ms *modStart) wholeProcessComponent(b *testing.B) {
 	proc(b, ms.wasmtimeRun(dir, ms.component)...)
 	wa, ba := pair(b, ms.runs, nil, ms.wasiletRun(wCache, ms.component), ms.wasmtimeRun(dir, ms.component))
 	name := fmt.Sprintf("wasmtime CLI %s (cache on)", ms.wasmtimeVersion)
-	ms.record(b, benchreport.Result{Metric: "whole process, component, warm (disk cache hit)", Unit: "ms",
-		Wasilet: walls(wa), Baseline: walls(ba), BaselineName: name, Target: targetWasmtime,
-		Method: method + "; `wasilet run` and `wasmtime run`, both caches filled. wazero: " + noWazero})
-	ms.record(b, benchreport.Result{Metric: "whole process, component, warm: peak RSS", Unit: "MiB",
-		Wasilet: peaks(wa), Baseline: peaks(ba), BaselineName: name, Method: peakMethod})
+	ms.recordWhole(b, "whole process, component, warm (disk cache hit)", wa, ba, name, targetWasmtime,
+		method+"; `wasilet run` and `wasmtime run`, both caches filled. wazero: "+noWazero)
 	wCold := filepath.Join(ms.tmp, "wasilet-cold")
 	wa, ba = pair(b, ms.coldRuns, emptyDir(b, wCold), ms.wasiletRun(wCold, ms.component), ms.wasmtimeRun("", ms.component))
 	ms.record(b, benchreport.Result{Metric: "whole process, component, cold compile", Unit: "ms",

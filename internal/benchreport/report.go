@@ -99,23 +99,30 @@ func Record(b testing.TB, r Result) {
 	}
 	b.Cleanup(func() {
 		r.Passed, r.When = !b.Failed(), time.Now().UTC()
-		line, err := json.Marshal(r)
-		if err != nil {
-			b.Errorf("bench record: %v", err)
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			b.Errorf("bench record: %v", err)
-			return
-		}
-		defer f.Close()
-		if _, err := f.Write(append(line, '\n')); err != nil {
+		if err := AppendJSON(path, r); err != nil {
 			b.Errorf("bench record: %v", err)
 		}
 	})
+}
+
+// AppendJSON appends v to the file at path as one line of JSON (a record of
+// a report that several tests write to, in one process or several).
+func AppendJSON(path string, v any) error {
+	line, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // Read parses a report file written by Record.

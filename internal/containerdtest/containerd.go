@@ -20,6 +20,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/wasilet/wasilet/internal/cluster"
+	"github.com/wasilet/wasilet/internal/nodetest"
 )
 
 // Binaries the baseline needs in the tools directory.
@@ -421,13 +422,12 @@ func (c *Containerd) ready(ctx context.Context) error {
 }
 
 // logTail is the last n lines of containerd's log.
-func (c *Containerd) logTail(n int) string {
-	b, _ := os.ReadFile(c.LogPath)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+func (c *Containerd) logTail(n int) string { return fileTail(c.LogPath, n) }
+
+// fileTail is the last n lines of a log file ("" if unreadable).
+func fileTail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	return nodetest.Tail(string(b), n)
 }
 
 // stop removes every pod, stops containerd, kills what is left of its shims

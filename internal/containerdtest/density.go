@@ -136,18 +136,6 @@ func (c *Containerd) Density(ctx context.Context, o DensityOptions) (DensityResu
 	if len(t.shims) == 0 {
 		return res, errors.New("no shim process found")
 	}
-	daemons := append([]int{t.containerd}, t.shims...)
-	cpu := func() (uint64, error) {
-		var sum uint64
-		for _, pid := range daemons {
-			p, err := readProc(pid, false)
-			if err != nil {
-				return 0, fmt.Errorf("process %d went away: %w", pid, err)
-			}
-			sum += p.utime + p.stime
-		}
-		return sum, nil
-	}
 	for _, g := range []struct {
 		u    *Usage
 		pids []int
@@ -159,22 +147,49 @@ func (c *Containerd) Density(ctx context.Context, o DensityOptions) (DensityResu
 		}
 	}
 
-	before, err := cpu()
+	shares, wall, err := cpuShares(ctx, res.Window, append([]int{t.containerd}, t.shims...))
 	if err != nil {
 		return res, err
+	}
+	res.Window, res.IdleCPU = wall, shares[0]
+	return res, nil
+}
+
+// cpuShares measures the CPU time each group of processes uses over window
+// (user + system, from /proc/<pid>/stat), as a share of one core: 0.01 is
+// 1%. It returns the window as it really was.
+func cpuShares(ctx context.Context, window time.Duration, groups ...[]int) ([]float64, time.Duration, error) {
+	ticks := func() ([]uint64, error) {
+		sum := make([]uint64, len(groups))
+		for g, pids := range groups {
+			for _, pid := range pids {
+				p, err := readProc(pid, false)
+				if err != nil {
+					return nil, fmt.Errorf("process %d went away: %w", pid, err)
+				}
+				sum[g] += p.utime + p.stime
+			}
+		}
+		return sum, nil
+	}
+	before, err := ticks()
+	if err != nil {
+		return nil, 0, err
 	}
 	t0 := time.Now()
 	select {
 	case <-ctx.Done():
-		return res, ctx.Err()
-	case <-time.After(res.Window):
+		return nil, 0, ctx.Err()
+	case <-time.After(window):
 	}
-	after, err := cpu()
+	after, err := ticks()
 	if err != nil {
-		return res, err
+		return nil, 0, err
 	}
 	wall := time.Since(t0)
-	res.Window = wall.Round(time.Millisecond)
-	res.IdleCPU = float64(after-before) / clockTicks / wall.Seconds()
-	return res, nil
+	shares := make([]float64, len(groups))
+	for g := range groups {
+		shares[g] = float64(after[g]-before[g]) / clockTicks / wall.Seconds()
+	}
+	return shares, wall.Round(time.Millisecond), nil
 }

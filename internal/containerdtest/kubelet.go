@@ -324,14 +324,7 @@ func (k *Kubelet) waitReady(ctx context.Context) error {
 }
 
 // LogTail is the last n lines of the kubelet's log.
-func (k *Kubelet) LogTail(n int) string {
-	b, _ := os.ReadFile(k.LogPath)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (k *Kubelet) LogTail(n int) string { return fileTail(k.LogPath, n) }
 
 // stop deletes the node's pods, stops the kubelet, deletes the Node,
 // removes what the kubelet left in containerd, its cgroups, mounts and
@@ -509,39 +502,12 @@ func (k *Kubelet) Usage(ctx context.Context, window time.Duration) (NodeUsage, e
 			}
 		}
 	}
-	// CPU ticks of the kubelet, containerd and the shims.
-	groups := [][]int{{ps.Kubelet}, {ps.Containerd}, ps.Shims}
-	cpu := func() ([3]uint64, error) {
-		var sum [3]uint64
-		for g, pids := range groups {
-			for _, pid := range pids {
-				p, err := readProc(pid, false)
-				if err != nil {
-					return sum, fmt.Errorf("process %d went away: %w", pid, err)
-				}
-				sum[g] += p.utime + p.stime
-			}
-		}
-		return sum, nil
-	}
-	before, err := cpu()
+	shares, wall, err := cpuShares(ctx, u.Window, []int{ps.Kubelet}, []int{ps.Containerd}, ps.Shims)
 	if err != nil {
 		return u, err
 	}
-	t0 := time.Now()
-	select {
-	case <-ctx.Done():
-		return u, ctx.Err()
-	case <-time.After(u.Window):
-	}
-	after, err := cpu()
-	if err != nil {
-		return u, err
-	}
-	wall := time.Since(t0)
-	u.Window = wall.Round(time.Millisecond)
-	share := func(g int) float64 { return float64(after[g]-before[g]) / clockTicks / wall.Seconds() }
-	u.KubeletCPU, u.ContainerdCPU, u.ShimsCPU = share(0), share(1), share(2)
+	u.Window = wall
+	u.KubeletCPU, u.ContainerdCPU, u.ShimsCPU = shares[0], shares[1], shares[2]
 	u.IdleCPU = u.KubeletCPU + u.ContainerdCPU + u.ShimsCPU
 	return u, nil
 }

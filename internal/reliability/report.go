@@ -6,9 +6,10 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasilet/wasilet/internal/benchreport"
 )
 
 // ReportEnv names the file scenarios append their records to.
@@ -33,8 +34,6 @@ type Figure struct {
 	Met    *bool  `json:"met,omitempty"`
 }
 
-var mu sync.Mutex
-
 // Record logs e in the test output and, once the test is over (so that
 // Passed is known), appends it to $WASILET_RELIABILITY_REPORT.
 func Record(t testing.TB, e Entry) {
@@ -52,20 +51,7 @@ func Record(t testing.TB, e Entry) {
 	}
 	t.Cleanup(func() {
 		e.Passed, e.When = !t.Failed(), time.Now().UTC()
-		b, err := json.Marshal(e)
-		if err != nil {
-			t.Errorf("reliability record: %v", err)
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			t.Errorf("reliability record: %v", err)
-			return
-		}
-		defer f.Close()
-		if _, err := f.Write(append(b, '\n')); err != nil {
+		if err := benchreport.AppendJSON(path, e); err != nil {
 			t.Errorf("reliability record: %v", err)
 		}
 	})
