@@ -434,4 +434,3 @@ func (s *componentSource) granted(u *url.URL) bool {
 	}
 	return false
 }
-

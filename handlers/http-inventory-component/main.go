@@ -92,7 +92,6 @@ func (h *handler) Watch(raw string, _ []akriguest.Property, deadline time.Durati
 	}
 }
 
-
 func init() { akriguest.Serve(&handler{}) }
 
 func main() {}
