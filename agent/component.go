@@ -170,16 +170,15 @@ func checkWITVersion(wasm []byte) error {
 	if len(found) == 0 {
 		return fmt.Errorf("not a discovery handler: the component names no %s interface (this agent hosts %s@%s)", WITPackage, WITPackage, WITVersion)
 	}
+	var bad []string
 	for v := range found {
 		if !witCompatible(v) {
-			return fmt.Errorf("WIT version mismatch: the component is built for %s@%s, this agent hosts %s@%s", WITPackage, strings.Join(slices.Sorted(func(yield func(string) bool) {
-				for v := range found {
-					if !yield(v) {
-						return
-					}
-				}
-			}), ", "), WITPackage, WITVersion)
+			bad = append(bad, WITPackage+"@"+v)
 		}
+	}
+	if len(bad) > 0 {
+		slices.Sort(bad)
+		return fmt.Errorf("WIT version mismatch: the component is built for %s, this agent hosts %s@%s", strings.Join(bad, ", "), WITPackage, WITVersion)
 	}
 	return nil
 }

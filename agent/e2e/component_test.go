@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -72,8 +73,7 @@ func TestComponentReferenceScenario(t *testing.T) {
 // reach a host they were not granted are stopped or refused, reported as
 // Events on their Configuration, and neither the agent nor another
 // component handler (debugEcho, serving meanwhile) is affected; a handler
-// of 10,000 devices is served. A component built for another WIT version
-// is refused with a clear Event.
+// component built for another WIT version is refused with a clear Event.
 func TestComponentHandlerContainment(t *testing.T) {
 	hostile := nodetest.WasmFile(t, "hostile-component.component.wasm")
 	other := filepath.Join(t.TempDir(), "v02.component.wasm")
@@ -120,24 +120,6 @@ func TestComponentHandlerContainment(t *testing.T) {
 		}
 		waitEvent(t, c, ns, cfg.Name, "DiscoveryFailed", tc.event)
 	}
-	many := configuration(ns, "hostile-many", "hostile", nil, 1, brokerImg)
-	many.Spec.DiscoveryHandler.DiscoveryDetails = "many 10000"
-	many.Spec.BrokerSpec = nil
-	many.Spec.InstanceServiceSpec, many.Spec.ConfigurationServiceSpec = nil, nil
-	if err := c.Create(ctx, many); err != nil {
-		t.Fatal(err)
-	}
-	akritest.Eventually(t, 300*time.Second, "10,000 instances", func(ctx context.Context) error {
-		ins, err := akritest.Instances(ctx, c, ns, "hostile-many")
-		if err != nil {
-			return err
-		}
-		if len(ins) != 10000 {
-			return fmt.Errorf("%d instances", len(ins))
-		}
-		return nil
-	})
-
 	v := configuration(ns, "versioned", "versioned", nil, 1, brokerImg)
 	v.Spec.DiscoveryHandler.DiscoveryDetails = "ok"
 	if err := c.Create(ctx, v); err != nil {
@@ -191,5 +173,32 @@ func waitEvent(t *testing.T, c client.Client, ns, cfg, reason, want string) {
 			}
 		}
 		return fmt.Errorf("events %q", seen)
+	})
+}
+
+// TestComponentTenThousandDevices: a component handler returning 10,000
+// devices in one list (about 1.3 MB of component values) is served through
+// the same pipeline as a gRPC handler's: 10,000 Instances.
+func TestComponentTenThousandDevices(t *testing.T) {
+	hostile := nodetest.WasmFile(t, "hostile-component.component.wasm")
+	env, c, ns, _, _ := componentRig(t, "--component-handler", "hostile="+hostile,
+		"--kube-api-qps", "1000", "--kube-api-burst", "2000", "--max-device-plugins", "64")
+	many := configuration(ns, "hostile-many", "hostile", nil, 1, broker(t, env))
+	many.Spec.DiscoveryHandler.DiscoveryDetails = "many 10000"
+	many.Spec.BrokerSpec = nil
+	many.Spec.InstanceServiceSpec, many.Spec.ConfigurationServiceSpec = nil, nil
+	if err := c.Create(context.Background(), many); err != nil {
+		t.Fatal(err)
+	}
+	akritest.Eventually(t, 300*time.Second, "10,000 instances", func(ctx context.Context) error {
+		var list metav1.PartialObjectMetadataList
+		list.SetGroupVersionKind(akri.SchemeGroupVersion.WithKind("InstanceList"))
+		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		if len(list.Items) != 10000 {
+			return fmt.Errorf("%d instances", len(list.Items))
+		}
+		return nil
 	})
 }

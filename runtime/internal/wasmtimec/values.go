@@ -280,10 +280,15 @@ func (d *decoder) val() Val {
 }
 
 func decodeVals(b []byte, n int) ([]Val, error) {
+	// n < 0: as many values as the encoding holds (a host function's
+	// arguments).
 	d := decoder{b: b}
-	out := make([]Val, 0, n)
-	for i := 0; i < n; i++ {
+	out := make([]Val, 0, max(n, 0))
+	for i := 0; n < 0 && len(d.b) > 0 || i < n; i++ {
 		out = append(out, d.val())
+		if d.err != nil {
+			break
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = errors.New("bad value encoding: trailing bytes")
