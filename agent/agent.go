@@ -85,7 +85,12 @@ type Options struct {
 	// and are served as soon as others go. Default: what the open-file limit
 	// allows (see DefaultMaxDevicePlugins).
 	MaxDevicePlugins int
-	Logger           *slog.Logger
+	// ComponentHandlers are discovery handlers that are Wasm components of
+	// the akri:discovery world (proto/wit), hosted in-process through
+	// ComponentHost and registered under their names at start.
+	ComponentHandlers []ComponentHandler
+	ComponentHost     ComponentHost
+	Logger            *slog.Logger
 }
 
 // DefaultMaxDevicePlugins is the cap on device plugins when
@@ -129,6 +134,9 @@ func (o *Options) complete() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if len(o.ComponentHandlers) > 0 && (o.ComponentHost.Engine == nil || o.ComponentHost.Fetch == nil) {
+		return errors.New("agent: component handlers need a ComponentHost (engine and fetch)")
 	}
 	return nil
 }
@@ -211,6 +219,13 @@ func New(opts Options) (*Agent, error) {
 	}
 	a.configs = newConfigurations(a)
 	a.plugins = newPlugins(a)
+	for _, ch := range opts.ComponentHandlers {
+		src, err := newComponentSource(ch, opts.ComponentHost)
+		if err != nil {
+			return nil, err
+		}
+		a.registry.Register(src.handler())
+	}
 
 	skipNameValidation := true
 	if err := ctrl.NewControllerManagedBy(mgr).

@@ -171,7 +171,7 @@ func (c *configurations) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		// A handler whose socket is gone and that has not come back within
 		// the grace is forgotten (it registers again when it returns), so
 		// that no stream keeps dialling it.
-		if h.Network || !fileExists(h.Endpoint) {
+		if h.source == nil && (h.Network || !fileExists(h.Endpoint)) {
 			a.registry.Remove(h.UID())
 		}
 	}

@@ -146,7 +146,15 @@ func stream(ctx context.Context, h Handler, req *v0.DiscoverRequest, kick <-chan
 			delay = streamRetryMin
 		}
 		code := status.Code(err)
+		var se *sourceError
 		switch {
+		case errors.As(err, &se):
+			// A component handler failed (its err result, a trap, a time
+			// limit, bad output): an Event, its devices kept for LostGrace,
+			// and a new instance after the back-off.
+			log.Warn("component discovery handler failed; restarting it", "handler", h.UID(), "err", err, "in", delay)
+			report(streamResult{handler: h, err: se})
+			report(streamResult{handler: h, lost: true})
 		case code == codes.InvalidArgument:
 			log.Warn("discovery handler refused the discovery details", "handler", h.UID(), "err", err)
 			report(streamResult{handler: h, err: fmt.Errorf("invalid discovery details: %s", status.Convert(err).Message())})
@@ -172,6 +180,13 @@ func stream(ctx context.Context, h Handler, req *v0.DiscoverRequest, kick <-chan
 // streamOnce runs one Discover stream until it ends; got says whether any
 // list arrived.
 func streamOnce(ctx context.Context, h Handler, req *v0.DiscoverRequest, report func(streamResult)) (got bool, err error) {
+	if h.source != nil {
+		err := h.source.discover(ctx, req, func(devs []*v0.Device) {
+			got = true
+			report(streamResult{handler: h, devices: devs})
+		})
+		return got, err
+	}
 	conn, err := h.dial()
 	if err != nil {
 		return false, err

@@ -29,4 +29,12 @@
 // pruned until every stream has reported once (an agent restart keeps its
 // Instances and claims); two devices whose names collide are reported.
 // Optional OfflineGrace keeps a vanished shared device for a while.
+//
+// Component handlers (component.go): a Wasm component of the
+// akri:discovery@0.1.0 world (proto/wit) registered by Options
+// .ComponentHandlers is a registry entry like a gRPC endpoint; its stream is
+// a loop of watch calls on an instance per Configuration (runtime.Instance,
+// memory and per-call time limits), so its lists reach the same merge,
+// Instances and plugins. Its failures are Events and restarts with the
+// streams' back-off; its http import reaches granted hosts only.
 package agent

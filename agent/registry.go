@@ -30,6 +30,10 @@ type Handler struct {
 	// Generation increases each time the endpoint registers again, so
 	// that a stream to the previous registration is restarted.
 	Generation uint64
+	// source is set for an in-process handler (a Wasm component): its
+	// device lists come from it instead of a Discover stream; the rest of
+	// the pipeline is the same.
+	source *componentSource
 }
 
 // UID is <name>@<endpoint>, the key of a registration (registering again

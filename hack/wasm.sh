@@ -4,6 +4,12 @@
 # component, bin/wasm/<name>.component.wasm: a second, reactor build of the
 # program wrapped with jco (installed on first use from npm into the user's
 # cache). Rebuilds only what changed.
+#
+# A program that imports handlers/internal/akriguest is a discovery handler
+# for the agent's akri:discovery world (proto/wit) instead: it is built only
+# as a component, bin/wasm/<name>.component.wasm — a Go WASI reactor with
+# the wasireactor tag, the world's type section embedded
+# (hack/embed-wit.mjs) and jco's preview1 reactor adapter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JCO_VERSION=1.35.0
@@ -17,6 +23,7 @@ if [ ! -x "$jco" ]; then
 fi
 out=bin/wasm
 wasmalloc=github.com/wasilet/wasilet/handlers/internal/wasmalloc
+akriguest=github.com/wasilet/wasilet/handlers/internal/akriguest
 mkdir -p "$out"
 for main in $(grep -l '^package main' handlers/*/*.go 2>/dev/null | xargs -r -n1 dirname | sort -u); do
   name=$(basename "$main")
@@ -26,6 +33,18 @@ for main in $(grep -l '^package main' handlers/*/*.go 2>/dev/null | xargs -r -n1
   # imports (handlers/debugecho, proxy/exchange, …), or go.mod, is newer than
   # the output.
   deps=$(GOOS=wasip1 GOARCH=wasm go list -deps -f '{{if and (not .Standard) .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}' "./$main")
+  if GOOS=wasip1 GOARCH=wasm go list -deps -tags wasireactor "./$main" | grep -qx "$akriguest"; then
+    # shellcheck disable=SC2086
+    if [ ! -f "$comp" ] || [ -n "$(find $deps proto/wit -maxdepth 1 -newer "$comp" \( -name '*.go' -o -name '*.wit' \) | head -1)" ] || [ go.mod -nt "$comp" ]; then
+      echo ">> wasm: $name (akri:discovery component)" >&2
+      GOOS=wasip1 GOARCH=wasm go build -trimpath -buildmode=c-shared -tags wasireactor -o "$comp.core.tmp" "./$main"
+      node hack/embed-wit.mjs "$jco_dir" proto/wit/discovery.wit discovery-handler "$comp.core.tmp" "$comp.embed.tmp"
+      "$jco" new "$comp.embed.tmp" --wasi-reactor -o "$comp.tmp"
+      rm -f "$comp.core.tmp" "$comp.embed.tmp"
+      mv "$comp.tmp" "$comp"
+    fi
+    continue
+  fi
   # shellcheck disable=SC2086
   if [ ! -f "$mod" ] || [ -n "$(find $deps -maxdepth 1 -newer "$mod" -name '*.go' | head -1)" ] || [ go.mod -nt "$mod" ]; then
     echo ">> wasm: $name (wasip1 module)" >&2

@@ -31,6 +31,13 @@
 // another goroutine (Usage.Sample): the CPU time of the guest's thread and,
 // for core modules, the size of its linear memory.
 //
+// Plugins: Program.Instantiate makes a long-lived component Instance (a
+// store of its own, memory limit, only the granted preopens and env, host
+// imports from a Linker) whose exports are called with typed Values by
+// Instance.Call under a per-call deadline; a trap or deadline kills the
+// instance, never the process. The agent hosts component discovery
+// handlers this way.
+//
 // What this package does not own: pulling images (package oci), turning pods
 // into Specs and logs (the node), and the C component bindings
 // (runtime/internal/wasmtimec, used through the same Program type).

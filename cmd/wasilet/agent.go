@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/wasilet/wasilet/agent"
 	"github.com/wasilet/wasilet/internal/node"
+	"github.com/wasilet/wasilet/oci"
+	"github.com/wasilet/wasilet/runtime"
 )
 
 func init() { register(newAgentCommand) }
@@ -25,6 +28,8 @@ func init() { register(newAgentCommand) }
 type agentFlags struct {
 	opts              agent.Options
 	discoveryHandlers string
+	componentHandlers []string
+	componentDir      string
 }
 
 func (f *agentFlags) add(fs *pflag.FlagSet, standalone bool) {
@@ -32,7 +37,12 @@ func (f *agentFlags) add(fs *pflag.FlagSet, standalone bool) {
 		"directory of agent-registration.sock and the handlers' sockets (env DISCOVERY_HANDLERS_DIRECTORY; default "+agent.DefaultDiscoveryHandlersDir+")")
 	fs.IntVar(&f.opts.MaxDevicePlugins, "max-device-plugins", 0, "most Instance device plugins served at once; Instances past it wait with a Warning Event (0: from the open-file limit)")
 	fs.DurationVar(&f.opts.OfflineGrace, "offline-grace", 0, "keep a shared device that is no longer discovered this long before leaving its Instance (0: at once, as Akri 0.13)")
+	fs.StringArrayVar(&f.componentHandlers, "component-handler", nil,
+		"a discovery handler that is a Wasm component of akri:discovery@"+agent.WITVersion+", hosted in-process (repeatable): "+
+			"NAME=REF[,shared][,dir=HOST:GUEST[:ro]][,http=HOST[;HOST]][,memory=128Mi][,timeout=5s][,watch=10s]; "+
+			"REF is an OCI reference or a .wasm path; Configurations name it in discoveryHandler.name")
 	if standalone {
+		fs.StringVar(&f.componentDir, "component-data-dir", "/var/lib/wasilet-agent", "OCI store (oci/) and compiled cache (cache/) of component handlers")
 		fs.StringVar(&f.opts.DevicePluginsDir, "device-plugins-dir", agent.DefaultDevicePluginsDir, "the kubelet's device-plugin directory (kubelet.sock)")
 		fs.StringVar(&f.opts.PodResourcesSocket, "pod-resources-socket", agent.DefaultPodResourcesSocket, "the kubelet's PodResources socket, read by the slot reclaimer")
 		metrics := "0"
@@ -50,6 +60,47 @@ func (f *agentFlags) options(log *slog.Logger, node string, rc *rest.Config) age
 	o.Logger = log
 	o.DiscoveryHandlersDir = f.discoveryHandlers
 	return o
+}
+
+// components parses --component-handler and, if any is given, sets up
+// their host: a runtime engine and OCI store under dir. The returned close
+// releases them.
+func (f *agentFlags) components(o *agent.Options, dir string) (func(), error) {
+	if len(f.componentHandlers) == 0 {
+		return func() {}, nil
+	}
+	for _, s := range f.componentHandlers {
+		h, err := agent.ParseComponentHandler(s)
+		if err != nil {
+			return nil, err
+		}
+		o.ComponentHandlers = append(o.ComponentHandlers, h)
+	}
+	engine, err := runtime.NewEngine(runtime.Options{CacheDir: filepath.Join(dir, "cache")})
+	if err != nil {
+		return nil, fmt.Errorf("component handlers: %w", err)
+	}
+	store, err := oci.NewStore(filepath.Join(dir, "oci"))
+	if err != nil {
+		engine.Close()
+		return nil, fmt.Errorf("component handlers: %w", err)
+	}
+	o.ComponentHost = agent.ComponentHost{Engine: engine, Fetch: func(ctx context.Context, ref string) ([]byte, string, error) {
+		if strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, "./") {
+			b, err := os.ReadFile(ref)
+			return b, "", err
+		}
+		a, err := store.Pull(ctx, ref, oci.PullOptions{Policy: oci.PullIfNotPresent})
+		if err != nil {
+			return nil, "", err
+		}
+		wasm, err := a.ReadWasm()
+		if err != nil {
+			return nil, "", err
+		}
+		return wasm, a.Layer.Digest.String(), nil
+	}}
+	return func() { store.Close(); engine.Close() }, nil
 }
 
 func newAgentCommand() *cobra.Command {
@@ -89,7 +140,13 @@ DISCOVERY_HANDLERS_DIRECTORY, KUBECONFIG (else in-cluster).`,
 				return err
 			}
 			rc.QPS, rc.Burst = qps, burst
-			a, err := agent.New(af.options(log, nodeName, rc))
+			o := af.options(log, nodeName, rc)
+			closeComponents, err := af.components(&o, af.componentDir)
+			if err != nil {
+				return err
+			}
+			defer closeComponents()
+			a, err := agent.New(o)
 			if err != nil {
 				return err
 			}
@@ -130,6 +187,11 @@ func runAgent(af *agentFlags) node.Companion {
 		o := af.options(cc.Logger, cc.NodeName, cc.Rest)
 		o.DevicePluginsDir = filepath.Join(cc.DataDir, "device-plugins")
 		o.PodResourcesSocket = filepath.Join(cc.DataDir, "pod-resources", "kubelet.sock")
+		closeComponents, err := af.components(&o, filepath.Join(cc.DataDir, "akri-components"))
+		if err != nil {
+			return err
+		}
+		defer closeComponents()
 		a, err := agent.New(o)
 		if err != nil {
 			return err

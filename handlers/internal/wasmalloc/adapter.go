@@ -1,4 +1,4 @@
-//go:build wasip1 && wasicomponent
+//go:build wasip1 && (wasicomponent || wasireactor)
 
 package wasmalloc
 

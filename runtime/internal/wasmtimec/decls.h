@@ -34,6 +34,9 @@ typedef struct wasmtime_component_t wasmtime_component_t;
 typedef struct wasmtime_component_export_index_t
     wasmtime_component_export_index_t;
 typedef struct wasmtime_component_linker_t wasmtime_component_linker_t;
+typedef struct wasmtime_component_linker_instance_t
+    wasmtime_component_linker_instance_t;
+typedef struct wasmtime_component_func_type_t wasmtime_component_func_type_t;
 typedef uint8_t wasmtime_update_deadline_kind_t;
 typedef size_t wasi_dir_perms;
 typedef size_t wasi_file_perms;
@@ -65,39 +68,78 @@ typedef size_t wasi_file_perms;
     uint32_t __private2;                                                       \
   }
 
-// wasmtime/component/val.h: wasmtime_component_val_t. Only the members this
-// package reads are spelled out; the others are represented by members of
-// the same size so the union keeps its real size and alignment (the largest
-// real member is the variant: a wasm_name_t and a pointer).
+// wasmtime/component/val.h: wasmtime_component_val_t, every member of its
+// union (f32 and f64 under their C types), and the vec types it holds.
+#define WASILET_DEF_COMPONENT_VEC(tag, type)                                   \
+  struct tag {                                                                 \
+    size_t size;                                                               \
+    type *data;                                                                \
+  }
 #define WASILET_DEF_COMPONENT_VAL(tag)                                         \
   struct tag {                                                                 \
     uint8_t kind;                                                              \
     union {                                                                    \
       bool boolean;                                                            \
+      int8_t s8;                                                               \
+      uint8_t u8;                                                              \
+      int16_t s16;                                                             \
+      uint16_t u16;                                                            \
       int32_t s32;                                                             \
       uint32_t u32;                                                            \
       int64_t s64;                                                             \
       uint64_t u64;                                                            \
+      float f32;                                                               \
       double f64;                                                              \
+      uint32_t character;                                                      \
+      wasm_name_t string;                                                      \
+      wasmtime_component_vallist_t list;                                       \
+      wasmtime_component_valrecord_t record;                                   \
+      wasmtime_component_valtuple_t tuple;                                     \
       struct {                                                                 \
-        size_t size;                                                           \
-        char *data;                                                            \
-      } string;                                                                \
-      struct {                                                                 \
-        struct {                                                               \
-          size_t size;                                                         \
-          char *data;                                                          \
-        } discriminant;                                                        \
+        wasm_name_t discriminant;                                              \
         struct wasmtime_component_val *val;                                    \
       } variant;                                                               \
+      wasm_name_t enumeration;                                                 \
+      struct wasmtime_component_val *option;                                   \
       struct {                                                                 \
         bool is_ok;                                                            \
         struct wasmtime_component_val *val;                                    \
       } result;                                                                \
+      wasmtime_component_valflags_t flags;                                     \
+      void *resource;                                                          \
     } of;                                                                      \
   }
 
-#define WASILET_COMPONENT_RESULT 19 // WASMTIME_COMPONENT_RESULT
+// wasmtime/component/val.h: wasmtime_component_valrecord_entry_t.
+#define WASILET_DEF_COMPONENT_RECORD_ENTRY(tag)                                \
+  struct tag {                                                                 \
+    wasm_name_t name;                                                          \
+    wasmtime_component_val_t val;                                              \
+  }
+
+// Value kinds (WASMTIME_COMPONENT_BOOL ... WASMTIME_COMPONENT_RESOURCE).
+#define WASILET_COMPONENT_BOOL 0
+#define WASILET_COMPONENT_S8 1
+#define WASILET_COMPONENT_U8 2
+#define WASILET_COMPONENT_S16 3
+#define WASILET_COMPONENT_U16 4
+#define WASILET_COMPONENT_S32 5
+#define WASILET_COMPONENT_U32 6
+#define WASILET_COMPONENT_S64 7
+#define WASILET_COMPONENT_U64 8
+#define WASILET_COMPONENT_F32 9
+#define WASILET_COMPONENT_F64 10
+#define WASILET_COMPONENT_CHAR 11
+#define WASILET_COMPONENT_STRING 12
+#define WASILET_COMPONENT_LIST 13
+#define WASILET_COMPONENT_RECORD 14
+#define WASILET_COMPONENT_TUPLE 15
+#define WASILET_COMPONENT_VARIANT 16
+#define WASILET_COMPONENT_ENUM 17
+#define WASILET_COMPONENT_OPTION 18
+#define WASILET_COMPONENT_RESULT 19
+#define WASILET_COMPONENT_FLAGS 20
+#define WASILET_COMPONENT_RESOURCE 21
 #define WASILET_WASI_DIR_PERMS_READ 1
 #define WASILET_WASI_DIR_PERMS_WRITE 2
 #define WASILET_WASI_FILE_PERMS_READ 1
@@ -111,8 +153,21 @@ typedef WASILET_DEF_COMPONENT_INSTANCE(wasmtime_component_instance)
     wasmtime_component_instance_t;
 typedef WASILET_DEF_COMPONENT_FUNC(wasmtime_component_func)
     wasmtime_component_func_t;
+typedef WASILET_DEF_COMPONENT_VEC(wasmtime_component_vallist,
+                                  struct wasmtime_component_val)
+    wasmtime_component_vallist_t;
+typedef WASILET_DEF_COMPONENT_VEC(wasmtime_component_valrecord,
+                                  struct wasmtime_component_valrecord_entry)
+    wasmtime_component_valrecord_t;
+typedef WASILET_DEF_COMPONENT_VEC(wasmtime_component_valtuple,
+                                  struct wasmtime_component_val)
+    wasmtime_component_valtuple_t;
+typedef WASILET_DEF_COMPONENT_VEC(wasmtime_component_valflags, wasm_name_t)
+    wasmtime_component_valflags_t;
 typedef WASILET_DEF_COMPONENT_VAL(wasmtime_component_val)
     wasmtime_component_val_t;
+typedef WASILET_DEF_COMPONENT_RECORD_ENTRY(wasmtime_component_valrecord_entry)
+    wasmtime_component_valrecord_entry_t;
 #endif
 
 // ---- functions ----
@@ -175,6 +230,7 @@ void wasmtime_store_limiter(wasmtime_store_t *store, int64_t memory_size,
                             int64_t table_elements, int64_t instances,
                             int64_t tables, int64_t memories);
 void wasmtime_store_delete(wasmtime_store_t *store);
+void *wasmtime_context_get_data(const wasmtime_context_t *context);
 wasmtime_error_t *wasmtime_context_set_wasi(wasmtime_context_t *context,
                                             wasi_config_t *wasi);
 void wasmtime_context_set_epoch_deadline(wasmtime_context_t *context,
@@ -229,6 +285,22 @@ wasmtime_error_t *wasmtime_component_linker_instantiate(
 void wasmtime_component_linker_delete(wasmtime_component_linker_t *linker);
 wasmtime_error_t *
 wasmtime_component_linker_add_wasip2(wasmtime_component_linker_t *linker);
+wasmtime_component_linker_instance_t *
+wasmtime_component_linker_root(wasmtime_component_linker_t *linker);
+wasmtime_error_t *wasmtime_component_linker_instance_add_instance(
+    wasmtime_component_linker_instance_t *linker_instance, const char *name,
+    size_t name_len,
+    wasmtime_component_linker_instance_t **linker_instance_out);
+wasmtime_error_t *wasmtime_component_linker_instance_add_func(
+    wasmtime_component_linker_instance_t *linker_instance, const char *name,
+    size_t name_len,
+    wasmtime_error_t *(*callback)(void *, wasmtime_context_t *,
+                                  const wasmtime_component_func_type_t *,
+                                  wasmtime_component_val_t *, size_t,
+                                  wasmtime_component_val_t *, size_t),
+    void *data, void (*finalizer)(void *));
+void wasmtime_component_linker_instance_delete(
+    wasmtime_component_linker_instance_t *linker_instance);
 
 // wasmtime/component/instance.h
 wasmtime_component_export_index_t *wasmtime_component_instance_get_export_index(
@@ -251,5 +323,15 @@ wasmtime_component_func_post_return(const wasmtime_component_func_t *func,
 
 // wasmtime/component/val.h
 void wasmtime_component_val_delete(wasmtime_component_val_t *value);
+wasmtime_component_val_t *
+wasmtime_component_val_new(wasmtime_component_val_t *val);
+void wasmtime_component_vallist_new_uninit(wasmtime_component_vallist_t *out,
+                                           size_t size);
+void wasmtime_component_valrecord_new_uninit(
+    wasmtime_component_valrecord_t *out, size_t size);
+void wasmtime_component_valtuple_new_uninit(wasmtime_component_valtuple_t *out,
+                                            size_t size);
+void wasmtime_component_valflags_new_uninit(wasmtime_component_valflags_t *out,
+                                            size_t size);
 
 #endif // WASILET_WASMTIMEC_DECLS_H

@@ -4,7 +4,10 @@
 // components (Compile, Deserialize, Component.Serialize), running a command
 // component's wasi:cli/run export with a WASI p2 environment
 // (Component.Run: argv, env, preopens with read-only honoured, stdio files,
-// a memory limit, cancellation), and the few engine settings wasmtime-go's
+// a memory limit, cancellation), long-lived instances called through typed
+// exports with component values and host functions (Instance, Linker,
+// instance.c; values cross cgo in one flat encoding, see shim.h), and the
+// few engine settings wasmtime-go's
 // Go API lacks (SetComponentModel, SetPooling, SetMemoryReservation). The
 // runtime package wires it in; nothing else should import it.
 //

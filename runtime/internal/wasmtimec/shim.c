@@ -45,8 +45,8 @@ char *wasmtimec_error_take(wasmtime_error_t *err) {
 
 // Called by wasmtime each time the store's epoch deadline is reached (every
 // engine tick: the delta is 1). Cheap unless the run was cancelled.
-static wasmtime_error_t *
-epoch_callback(wasmtime_context_t *context, void *data,
+wasmtime_error_t *
+wasmtimec_epoch_callback(wasmtime_context_t *context, void *data,
                uint64_t *epoch_deadline_delta,
                wasmtime_update_deadline_kind_t *update_kind) {
   (void)context;
@@ -121,7 +121,7 @@ void wasmtimec_run(wasm_engine_t *engine, const wasmtime_component_t *component,
     wasmtime_store_limiter(store, memory_limit, -1, -1, -1, -1);
   // Check the cancellation flag at every epoch tick, from the first
   // instruction of instantiation on.
-  wasmtime_store_epoch_deadline_callback(store, epoch_callback, cancel, NULL);
+  wasmtime_store_epoch_deadline_callback(store, wasmtimec_epoch_callback, cancel, NULL);
   wasmtime_context_set_epoch_deadline(context, 1);
 
   wasmtime_error_t *err = wasmtime_context_set_wasi(context, wasi); // consumes

@@ -54,4 +54,52 @@ wasmtimec_lookup_run(const wasmtime_component_t *component);
 wasmtime_component_linker_t *wasmtimec_linker_new(const wasm_engine_t *engine,
                                                 char **err_msg);
 
+
+// ---- typed calls into long-lived instances (instance.c) ----
+//
+// Component values cross the cgo boundary in one flat little-endian
+// encoding, so that a call is one cgo call each way and Go never touches
+// the C union: kind (u8, WASILET_COMPONENT_*), then bool: u8; integers and
+// char: u64; f32/f64: the f64 bits as u64; string/enum: u32 length + bytes;
+// list/tuple: u32 count + values; record: u32 count + (u32 length + name +
+// value) each; variant: u32 length + name + u8 has + value; option: u8 has
+// + value; result: u8 is_ok + u8 has + value; flags: u32 count + (u32
+// length + name) each. Resources are not supported.
+
+typedef struct wasmtimec_buf {
+  uint8_t *data; // malloc'd
+  size_t len;
+} wasmtimec_buf_t;
+
+// A store with one instance of a component, called many times.
+typedef struct wasmtimec_instance wasmtimec_instance_t;
+
+// Instantiates component in a new store whose data is store_data (given to
+// host functions). wasi is consumed. On failure returns NULL, sets *status
+// (WASILET_RUN_INSTANTIATE or WASILET_RUN_SETUP) and *err_msg (malloc'd).
+wasmtimec_instance_t *wasmtimec_instance_new(
+    wasm_engine_t *engine, const wasmtime_component_t *component,
+    const wasmtime_component_linker_t *linker, wasi_config_t *wasi,
+    int64_t memory_limit, wasmtimec_cancel_t *cancel, uintptr_t store_data,
+    int *status, char **err_msg);
+void wasmtimec_instance_delete(wasmtimec_instance_t *inst);
+
+// Calls function fname of the exported instance iface (NULL: a root
+// export) with the encoded arguments args (nargs values) and encodes its
+// nresults results into *out. Returns WASILET_RUN_RETURNED, or
+// WASILET_RUN_FAILED / WASILET_RUN_CANCELLED / WASILET_RUN_EXITED /
+// WASILET_RUN_SETUP with *err_msg (malloc'd).
+int wasmtimec_instance_call(wasmtimec_instance_t *inst, const char *iface,
+                            const char *fname, const uint8_t *args,
+                            size_t args_len, size_t nargs, size_t nresults,
+                            wasmtimec_buf_t *out, char **err_msg);
+
+// Defines, in linker, an empty instance iface (an interface of types only)
+// and an instance holding host function fname, served by the Go function
+// wasmtimecHostCall with data (an opaque handle). Either name may be NULL.
+// Returns NULL or an error message (malloc'd).
+char *wasmtimec_linker_define(wasmtime_component_linker_t *linker,
+                              const char *types_iface, const char *func_iface,
+                              const char *fname, uintptr_t data);
+
 #endif

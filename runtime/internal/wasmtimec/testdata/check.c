@@ -39,7 +39,45 @@ SAME_OFFSET(wasmtime_component_val_t, struct check_val, of.u64);
 SAME_OFFSET(wasmtime_component_val_t, struct check_val, of.string.size);
 SAME_OFFSET(wasmtime_component_val_t, struct check_val, of.string.data);
 
-_Static_assert(WASILET_COMPONENT_RESULT == WASMTIME_COMPONENT_RESULT, "kind");
+WASILET_DEF_COMPONENT_RECORD_ENTRY(check_entry);
+SAME_LAYOUT(wasmtime_component_valrecord_entry_t, struct check_entry);
+SAME_OFFSET(wasmtime_component_valrecord_entry_t, struct check_entry, name);
+SAME_OFFSET(wasmtime_component_valrecord_entry_t, struct check_entry, val);
+#define SAME_VEC(real, field)                                                  \
+  SAME_LAYOUT(real, ((struct check_val *)0)->of.field);                        \
+  SAME_OFFSET(wasmtime_component_val_t, struct check_val, of.field.size);      \
+  SAME_OFFSET(wasmtime_component_val_t, struct check_val, of.field.data)
+WASILET_DEF_COMPONENT_VEC(check_vallist, struct wasmtime_component_val);
+SAME_LAYOUT(wasmtime_component_vallist_t, struct check_vallist);
+SAME_OFFSET(wasmtime_component_vallist_t, struct check_vallist, size);
+SAME_OFFSET(wasmtime_component_vallist_t, struct check_vallist, data);
+WASILET_DEF_COMPONENT_VEC(check_valrecord, struct wasmtime_component_valrecord_entry);
+SAME_LAYOUT(wasmtime_component_valrecord_t, struct check_valrecord);
+SAME_OFFSET(wasmtime_component_valrecord_t, struct check_valrecord, data);
+WASILET_DEF_COMPONENT_VEC(check_valflags, wasm_name_t);
+SAME_LAYOUT(wasmtime_component_valflags_t, struct check_valflags);
+SAME_OFFSET(wasmtime_component_valflags_t, struct check_valflags, data);
+SAME_VEC(wasm_name_t, string);
+SAME_VEC(wasmtime_component_vallist_t, list);
+SAME_VEC(wasmtime_component_valrecord_t, record);
+SAME_VEC(wasmtime_component_valtuple_t, tuple);
+SAME_VEC(wasm_name_t, enumeration);
+SAME_VEC(wasmtime_component_valflags_t, flags);
+SAME_OFFSET(wasmtime_component_val_t, struct check_val, of.variant.discriminant);
+SAME_OFFSET(wasmtime_component_val_t, struct check_val, of.variant.val);
+SAME_OFFSET(wasmtime_component_val_t, struct check_val, of.option);
+SAME_OFFSET(wasmtime_component_val_t, struct check_val, of.resource);
+SAME_OFFSET(wasmtime_component_val_t, struct check_val, of.f32);
+SAME_OFFSET(wasmtime_component_val_t, struct check_val, of.f64);
+SAME_OFFSET(wasmtime_component_val_t, struct check_val, of.character);
+_Static_assert(sizeof(((wasmtime_component_val_t *)0)->of.f32) == sizeof(float), "f32");
+_Static_assert(sizeof(((wasmtime_component_val_t *)0)->of.f64) == sizeof(double), "f64");
+#define SAME_KIND(k) _Static_assert(WASILET_COMPONENT_##k == WASMTIME_COMPONENT_##k, #k)
+SAME_KIND(BOOL); SAME_KIND(S8); SAME_KIND(U8); SAME_KIND(S16); SAME_KIND(U16);
+SAME_KIND(S32); SAME_KIND(U32); SAME_KIND(S64); SAME_KIND(U64); SAME_KIND(F32);
+SAME_KIND(F64); SAME_KIND(CHAR); SAME_KIND(STRING); SAME_KIND(LIST);
+SAME_KIND(RECORD); SAME_KIND(TUPLE); SAME_KIND(VARIANT); SAME_KIND(ENUM);
+SAME_KIND(OPTION); SAME_KIND(RESULT); SAME_KIND(FLAGS); SAME_KIND(RESOURCE);
 _Static_assert(WASILET_WASI_DIR_PERMS_READ == WASMTIME_WASI_DIR_PERMS_READ, "");
 _Static_assert(WASILET_WASI_DIR_PERMS_WRITE == WASMTIME_WASI_DIR_PERMS_WRITE, "");
 _Static_assert(WASILET_WASI_FILE_PERMS_READ == WASMTIME_WASI_FILE_PERMS_READ, "");

@@ -1,0 +1,204 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	akri "github.com/wasilet/wasilet/agent/apis/akri/v0"
+	"github.com/wasilet/wasilet/internal/akritest"
+	"github.com/wasilet/wasilet/internal/clustertest"
+	"github.com/wasilet/wasilet/internal/nodetest"
+)
+
+// TestComponentReferenceScenario is the reference scenario with debugEcho
+// as a Wasm component hosted by the node's in-process agent (no proxy, no
+// handler pod, no exchanged files): pulled from the registry, registered as
+// debugEcho by --component-handler, the Configuration unchanged. Instance
+// akri-debug-echo-8120fe, the broker's log line; OFFLINE in the
+// availability file (the directory the handler sees as /tmp) removes it,
+// ONLINE brings it back.
+func TestComponentReferenceScenario(t *testing.T) {
+	env, c, ns, n, avail := componentRig(t)
+	ctx := context.Background()
+	brokerImg := nodetest.PushWasm(t, env, nodetest.WasmFile(t, "debug-echo-broker.wasm"), "debug-echo-broker:v1")
+
+	cfg := configuration(ns, "akri-debug-echo", "debugEcho", []string{"foo0"}, 2, brokerImg)
+	cfg.Spec.BrokerSpec.BrokerPodSpec.Containers[0].Args = nil
+	start := time.Now()
+	if err := c.Create(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	const instance = "akri-debug-echo-8120fe"
+	podName := n.Name + "-" + instance + "-pod"
+	akritest.Eventually(t, 60*time.Second, "instance "+instance, func(ctx context.Context) error {
+		var in akri.Instance
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: instance}, &in); err != nil {
+			return err
+		}
+		if in.Spec.BrokerProperties["DEBUG_ECHO_DESCRIPTION"] != "foo0" || !slices.Contains(in.Spec.Nodes, n.Name) {
+			return fmt.Errorf("instance spec %+v", in.Spec)
+		}
+		return nil
+	})
+	akritest.WaitLog(t, env, 60*time.Second, ns, podName, `Pod is running and using debugEcho device named: "foo0"`)
+	t.Logf("Configuration applied → broker log line: %v", time.Since(start))
+	var p corev1.Pod
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: podName}, &p); err != nil {
+		t.Fatal(err)
+	}
+	if q := p.Spec.Containers[0].Resources.Limits[corev1.ResourceName("akri.sh/"+instance)]; q != resource.MustParse("1") {
+		t.Fatalf("broker limits %v", p.Spec.Containers[0].Resources.Limits)
+	}
+
+	setAvailability(t, avail, "OFFLINE")
+	waitCounts(t, c, ns, "akri-debug-echo", 0, 0, 0, 60*time.Second)
+	setAvailability(t, avail, "ONLINE")
+	waitCounts(t, c, ns, "akri-debug-echo", 1, 1, 2, 60*time.Second)
+}
+
+// TestComponentHandlerContainment: handlers that trap, loop forever,
+// allocate past their memory limit, read a file outside their preopens or
+// reach a host they were not granted are stopped or refused, reported as
+// Events on their Configuration, and neither the agent nor another
+// component handler (debugEcho, serving meanwhile) is affected; a handler
+// component built for another WIT version is refused with a clear Event.
+func TestComponentHandlerContainment(t *testing.T) {
+	hostile := nodetest.WasmFile(t, "hostile-component.component.wasm")
+	other := filepath.Join(t.TempDir(), "v02.component.wasm")
+	b, err := os.ReadFile(hostile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same component claiming akri:discovery@0.2.0 (same length, so the
+	// binary stays valid only in its names: the agent refuses it before
+	// compiling).
+	if err := os.WriteFile(other, []byte(strings.NewReplacer("akri:discovery/handler@0.1.0", "akri:discovery/handler@0.2.0", "akri:discovery/types@0.1.0", "akri:discovery/types@0.2.0").Replace(string(b))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(t.TempDir(), "secret.txt")
+	if err := os.WriteFile(secret, []byte("s3cr3t"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env, c, ns, n, _ := componentRig(t,
+		"--component-handler", "hostile="+hostile+",memory=64Mi,timeout=2s,watch=1s",
+		"--component-handler", "versioned="+other)
+	_ = n
+	ctx := context.Background()
+	brokerImg := broker(t, env)
+
+	// debugEcho keeps serving throughout.
+	good := configuration(ns, "good", "debugEcho", []string{"foo0"}, 1, brokerImg)
+	if err := c.Create(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	waitCounts(t, c, ns, "good", 1, 1, 2, 60*time.Second)
+
+	cases := []struct{ name, details, event string }{
+		{"trap", "trap", "guest trapped"},
+		{"loop", "loop", "time limit"},
+		{"alloc", "alloc", "component handler hostile"},
+		{"file", "file " + secret, "read " + secret},
+		{"http", "http http://127.0.0.1:1/x", "not granted"},
+	}
+	for _, tc := range cases {
+		cfg := configuration(ns, "hostile-"+tc.name, "hostile", nil, 1, brokerImg)
+		cfg.Spec.DiscoveryHandler.DiscoveryDetails = tc.details
+		if err := c.Create(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		waitEvent(t, c, ns, cfg.Name, "DiscoveryFailed", tc.event)
+	}
+	v := configuration(ns, "versioned", "versioned", nil, 1, brokerImg)
+	v.Spec.DiscoveryHandler.DiscoveryDetails = "ok"
+	if err := c.Create(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, c, ns, "versioned", "DiscoveryFailed", "WIT version mismatch: the component is built for akri:discovery@0.2.0, this agent hosts akri:discovery@0.1.0")
+
+	// The good handler was never disturbed, and the agent still answers.
+	waitCounts(t, c, ns, "good", 1, 1, 2, 30*time.Second)
+}
+
+// componentRig: cluster, controller, a node whose agent hosts the debugEcho
+// component (pushed to the registry) with a availability directory seen as
+// /tmp, plus extra node args.
+func componentRig(t *testing.T, extra ...string) (env *clustertest.Env, c client.Client, ns string, n *nodetest.Node, avail string) {
+	t.Helper()
+	env = clustertest.Require(t)
+	c = akritest.Client(t, env)
+	ref := nodetest.PushWasm(t, env, nodetest.WasmFile(t, "debug-echo-component.component.wasm"), "debug-echo-component:v1")
+	avail = t.TempDir()
+	dir := akritest.ShortDir(t)
+	args := append([]string{"--component-handler", "debugEcho=" + ref + ",shared,dir=" + avail + ":/tmp:ro,watch=2s"}, extra...)
+	n = akriNode(t, dir, args...)
+	akritest.Controller(t, env)
+	return env, c, env.Namespace(t), n, avail
+}
+
+func setAvailability(t *testing.T, dir, v string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "debug-echo-availability.txt"), []byte(v+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitEvent waits for an Event on the Configuration with reason and a
+// message containing want.
+func waitEvent(t *testing.T, c client.Client, ns, cfg, reason, want string) {
+	t.Helper()
+	akritest.Eventually(t, 90*time.Second, fmt.Sprintf("event %s %q on %s", reason, want, cfg), func(ctx context.Context) error {
+		var evs corev1.EventList
+		if err := c.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		var seen []string
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == cfg && e.Reason == reason {
+				if strings.Contains(e.Message, want) {
+					return nil
+				}
+				seen = append(seen, e.Message)
+			}
+		}
+		return fmt.Errorf("events %q", seen)
+	})
+}
+
+// TestComponentTenThousandDevices: a component handler returning 10,000
+// devices in one list (about 1.3 MB of component values) is served through
+// the same pipeline as a gRPC handler's: 10,000 Instances.
+func TestComponentTenThousandDevices(t *testing.T) {
+	hostile := nodetest.WasmFile(t, "hostile-component.component.wasm")
+	env, c, ns, _, _ := componentRig(t, "--component-handler", "hostile="+hostile,
+		"--kube-api-qps", "1000", "--kube-api-burst", "2000", "--max-device-plugins", "64")
+	many := configuration(ns, "hostile-many", "hostile", nil, 1, broker(t, env))
+	many.Spec.DiscoveryHandler.DiscoveryDetails = "many 10000"
+	many.Spec.BrokerSpec = nil
+	many.Spec.InstanceServiceSpec, many.Spec.ConfigurationServiceSpec = nil, nil
+	if err := c.Create(context.Background(), many); err != nil {
+		t.Fatal(err)
+	}
+	akritest.Eventually(t, 300*time.Second, "10,000 instances", func(ctx context.Context) error {
+		var list metav1.PartialObjectMetadataList
+		list.SetGroupVersionKind(akri.SchemeGroupVersion.WithKind("InstanceList"))
+		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		if len(list.Items) != 10000 {
+			return fmt.Errorf("%d instances", len(list.Items))
+		}
+		return nil
+	})
+}
