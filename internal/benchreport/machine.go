@@ -29,7 +29,13 @@ func Machine() string {
 	if mem != "" {
 		s += ", " + mem + " memory"
 	}
-	return s + ", " + kernel + ", " + runtime.Version()
+	s += ", " + kernel + ", " + runtime.Version()
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			s += fmt.Sprintf("; load average %s %s %s when rendered (the machine is shared: ratios, measured in the same run, travel better than absolute times)", f[0], f[1], f[2])
+		}
+	}
+	return s
 }
 
 func procField(path, key string) string {
