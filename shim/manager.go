@@ -114,8 +114,10 @@ func (manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *b
 			_ = cshim.RemoveSocket(addr)
 		}
 	}()
+	// The socket file stays for the server that inherits the listener.
+	l.SetUnlinkOnClose(false)
+	defer l.Close()
 	f, err := l.File()
-	l.Close()
 	if err != nil {
 		return nil, err
 	}
