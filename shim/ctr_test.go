@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -19,16 +20,19 @@ import (
 	"github.com/wasilet/wasilet/shim"
 )
 
-// env is one containerd with the wasilet shim, shared by the tests of this
-// binary (containerd takes seconds to start).
+// env is one containerd with the wasilet shim, for one test.
 type env struct {
-	c         *containerdtest.Containerd
-	ctr       string
-	crictl    string
-	module    string // image ref: testprog.wasm as a plain image
-	component string // image ref: testprog.component.wasm as a plain image
-	shimBin   string
-	cacheDir  string
+	c          *containerdtest.Containerd
+	ctr        string
+	crictlPath string
+	module     string // image ref: testprog.wasm as a plain image
+	component  string // image ref: testprog.component.wasm as a plain image
+	// moduleNode is testprog.wasm as a plain image for the node's platform
+	// (linux/GOARCH): the CRI of containerd 2.4 unpacks only images of the
+	// node's platform (see the package doc).
+	moduleNode string
+	shimBin    string
+	cacheDir   string
 }
 
 // wasmFile is bin/wasm/<name> from $WASILET_WASM_DIR or the repository.
@@ -89,7 +93,7 @@ func start(t *testing.T) *env {
 		t.Skip(reason)
 	}
 	tools := os.Getenv("WASILET_TOOLS_DIR")
-	e := &env{ctr: filepath.Join(tools, "ctr"), crictl: filepath.Join(tools, "crictl")}
+	e := &env{ctr: filepath.Join(tools, "ctr"), crictlPath: filepath.Join(tools, "crictl")}
 	if _, err := os.Stat(e.ctr); err != nil {
 		t.Skipf("no ctr in %s (run hack/tools.sh containerd runc)", tools)
 	}
@@ -106,13 +110,14 @@ func start(t *testing.T) *env {
 	defer cancel()
 	e.module = e.c.RegistryAddr + "/shimtest/testprog:module"
 	e.component = e.c.RegistryAddr + "/shimtest/testprog:component"
+	e.moduleNode = e.c.RegistryAddr + "/shimtest/testprog:module-" + goruntime.GOARCH
 	for _, im := range []struct {
-		ref, os string
-		wasm    []byte
-	}{{e.module, "wasip1", mod}, {e.component, "wasip2", comp}} {
+		ref, os, arch string
+		wasm          []byte
+	}{{e.module, "wasip1", "wasm", mod}, {e.component, "wasip2", "wasm", comp}, {e.moduleNode, "linux", goruntime.GOARCH, mod}} {
 		err := containerdtest.PushFileImage(ctx, im.ref, containerdtest.FileImage{
 			Path: "testprog.wasm", Data: im.wasm, Entrypoint: []string{"/testprog.wasm"},
-			Platform: ocispec.Platform{OS: im.os, Architecture: "wasm"},
+			Platform: ocispec.Platform{OS: im.os, Architecture: im.arch},
 		})
 		if err != nil {
 			t.Fatal(err)
