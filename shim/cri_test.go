@@ -41,7 +41,7 @@ func writeJSON(t *testing.T, path string, v any) string {
 }
 
 // shimPids lists the running processes of the shim binary under test.
-func (e *env) shimPids(t *testing.T) []int {
+func (e *env) shimPids(t testing.TB) []int {
 	t.Helper()
 	want := filepath.Join(e.shimBin, shim.BinaryName)
 	var pids []int

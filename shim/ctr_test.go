@@ -87,7 +87,7 @@ func TestMain(m *testing.M) {
 
 // start runs a private containerd with the shim as runtime handler
 // "wasilet" and pushes the test images.
-func start(t *testing.T) *env {
+func start(t testing.TB) *env {
 	t.Helper()
 	if reason := containerdtest.Unavailable(""); reason != "" {
 		t.Skip(reason)
@@ -133,7 +133,7 @@ type ctrResult struct {
 }
 
 // run runs ctr against the test's containerd in namespace "shimtest".
-func (e *env) run(t *testing.T, timeout time.Duration, args ...string) ctrResult {
+func (e *env) run(t testing.TB, timeout time.Duration, args ...string) ctrResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -155,7 +155,7 @@ func (e *env) run(t *testing.T, timeout time.Duration, args ...string) ctrResult
 	return r
 }
 
-func (e *env) pull(t *testing.T, ref string) {
+func (e *env) pull(t testing.TB, ref string) {
 	t.Helper()
 	if r := e.run(t, time.Minute, "images", "pull", "--plain-http", ref); r.code != 0 {
 		t.Fatalf("ctr images pull %s: exit %d: %s", ref, r.code, r.stderr)
