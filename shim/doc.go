@@ -34,6 +34,18 @@
 // for ctr) into one long-lived shim process, so a node with hundreds of Wasm
 // pods runs one shim per pod with one engine each, not one per container.
 //
+// Images: the Wasm binary must be a file in the container's rootfs, so
+// the image is a plain OCI image (tar layers) whose entrypoint names the
+// .wasm file. Through the CRI, containerd 2.4 fetches and unpacks only the
+// node's platform (platforms.DefaultSpec() in its CRI image service), so
+// such an image must carry the node's platform (e.g. linux/amd64) or an
+// index entry for it; `ctr images pull` also unpacks a single-manifest
+// wasip1/wasm image. The CNCF Wasm artifact layout (one application/wasm
+// layer, which `wasilet push` produces) is not supported here: containerd
+// does not unpack non-tar layers, so the CRI cannot create a container from
+// it at all (no snapshot) and the shim would have to read the layer from
+// containerd's content store instead, as runwasi does; not done.
+//
 // Every task reports the shim's own pid (a Wasm guest has no process).
 // Not supported (ErrNotImplemented): exec, pause/resume, checkpoint, update,
 // terminals, and stdio URIs other than FIFOs and plain files. It imports
