@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +39,16 @@ type Options struct {
 	RegistryAddr string
 	// StartTimeout bounds containerd's start (default 60 s).
 	StartTimeout time.Duration
+	// ExtraPath are directories put first in containerd's PATH, where it
+	// finds shims of other runtimes (containerd-shim-<name>-<version>).
+	ExtraPath []string
+	// Env is added to containerd's environment, which its shims inherit.
+	Env []string
+	// Runtimes are extra CRI runtime handlers: handler name → runtime_type
+	// (e.g. "wasilet" → "io.containerd.wasilet.v1"). Their shim binaries
+	// found in ExtraPath are treated as this containerd's shims (killed if
+	// left behind at the end).
+	Runtimes map[string]string
 }
 
 // Containerd is a running private containerd with the CRI plugin.
@@ -64,8 +76,12 @@ type Containerd struct {
 	runcSeccomp      bool
 	pauseImage       string
 	helloImage       string
-	cgroup           string // cgroup parent of every pod (cgroupfs path)
-	shimPath         string // resolved path of the shim binary (to find its processes)
+	cgroup           string   // cgroup parent of every pod (cgroupfs path)
+	shimPath         string   // resolved path of the shim binary (to find its processes)
+	extraShims       []string // resolved paths of the shims of Options.Runtimes
+	extraPath        []string
+	env              []string
+	runtimes         map[string]string
 	cmd              *exec.Cmd
 	exited           chan struct{}
 	conn             *grpc.ClientConn
@@ -177,11 +193,22 @@ func start(tb testing.TB, o Options) (*Containerd, error) {
 		LogPath: filepath.Join(dir, "containerd.log"),
 		tools:   tools,
 		cgroup:  "/" + filepath.Base(dir),
+
+		extraPath: o.ExtraPath,
+		env:       o.Env,
+		runtimes:  o.Runtimes,
 	}
 	tb.Cleanup(func() { c.stop(tb) })
 
 	if c.shimPath, err = filepath.EvalSymlinks(filepath.Join(tools, "containerd-shim-runc-v2")); err != nil {
 		return nil, fmt.Errorf("containerd baseline: %w", err)
+	}
+	for _, rt := range o.Runtimes {
+		if p, err := exec.LookPath(filepath.Join(firstWith(o.ExtraPath, shimBinary(rt)), shimBinary(rt))); err == nil {
+			if p, err = filepath.EvalSymlinks(p); err == nil {
+				c.extraShims = append(c.extraShims, p)
+			}
+		}
 	}
 	out, err := exec.Command(filepath.Join(tools, "runc"), "--version").CombinedOutput()
 	if err != nil {
@@ -339,6 +366,14 @@ func (c *Containerd) writeConfig() error {
 	b.WriteString("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n  runtime_type = 'io.containerd.runc.v2'\n")
 	fmt.Fprintf(&b, "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n  BinaryName = %q\n  Root = %q\n  SystemdCgroup = false\n",
 		filepath.Join(c.tools, "runc"), p("runc"))
+	names := make([]string, 0, len(c.runtimes))
+	for n := range c.runtimes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s]\n  runtime_type = %q\n", n, c.runtimes[n])
+	}
 	for _, d := range []string{"cni/bin", "cni/net.d"} {
 		if err := os.MkdirAll(p(d), 0o755); err != nil {
 			return err
@@ -357,7 +392,8 @@ func (c *Containerd) launch() error {
 	cmd := exec.Command(filepath.Join(c.tools, "containerd"), "--config", filepath.Join(c.Dir, "config.toml"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The shims find runc and themselves through PATH.
-	cmd.Env = append(os.Environ(), "PATH="+c.tools+":"+os.Getenv("PATH"))
+	path := strings.Join(append(slices.Clone(c.extraPath), c.tools, os.Getenv("PATH")), ":")
+	cmd.Env = append(append(os.Environ(), c.env...), "PATH="+path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return unavailable(fmt.Sprintf("start containerd: %v", err))
@@ -477,4 +513,24 @@ func (c *Containerd) stop(tb testing.TB) {
 	if err := os.RemoveAll(c.Dir); err != nil {
 		tb.Errorf("containerd baseline: %v", err)
 	}
+}
+
+// shimBinary is containerd's binary name for a runtime type:
+// io.containerd.<name>.<version> → containerd-shim-<name>-<version>.
+func shimBinary(runtimeType string) string {
+	parts := strings.Split(runtimeType, ".")
+	if len(parts) < 2 {
+		return "containerd-shim-" + runtimeType
+	}
+	return "containerd-shim-" + parts[len(parts)-2] + "-" + parts[len(parts)-1]
+}
+
+// firstWith is the first of dirs holding name ("" when none does).
+func firstWith(dirs []string, name string) string {
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
+			return d
+		}
+	}
+	return ""
 }

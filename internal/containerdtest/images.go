@@ -125,6 +125,29 @@ type image struct {
 	bin        []byte
 	entrypoint []string
 	nonce      []byte // when set, also in the layer as /nonce
+	mode       int64  // file mode (0: 0755)
+	platform   *ocispec.Platform
+}
+
+// FileImage is a one-layer image holding one file, for PushFileImage.
+type FileImage struct {
+	Path       string // where the file is in the image, e.g. "app.wasm"
+	Data       []byte
+	Entrypoint []string
+	// Platform goes into the image config (e.g. wasip1/wasm); empty is
+	// linux and this machine's architecture.
+	Platform ocispec.Platform
+}
+
+// PushFileImage pushes a one-layer OCI image (tar+gzip layer holding
+// im.Data at im.Path) to ref over plain HTTP: e.g. a Wasm module as a plain
+// image whose entrypoint names it, as runwasi and wasilet's shim accept.
+func PushFileImage(ctx context.Context, ref string, im FileImage) error {
+	i := image{file: im.Path, bin: im.Data, entrypoint: im.Entrypoint, mode: 0o644}
+	if im.Platform.OS != "" {
+		i.platform = &im.Platform
+	}
+	return pushImage(ctx, ref, i)
 }
 
 // layer is the gzip tar of the image's files (fixed times, so that the
@@ -140,7 +163,11 @@ func (im image) layer() (gz []byte, diffID digest.Digest, err error) {
 		_, err := tw.Write(data)
 		return err
 	}
-	if err := add(im.file, 0o755, im.bin); err != nil {
+	mode := im.mode
+	if mode == 0 {
+		mode = 0o755
+	}
+	if err := add(im.file, mode, im.bin); err != nil {
 		return nil, "", err
 	}
 	if im.nonce != nil {
@@ -174,8 +201,12 @@ func pushImage(ctx context.Context, ref string, im image) error {
 	if err != nil {
 		return fmt.Errorf("push %s: layer: %w", ref, err)
 	}
+	platform := ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	if im.platform != nil {
+		platform = *im.platform
+	}
 	cfg := ocispec.Image{
-		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		Platform: platform,
 		Config:   ocispec.ImageConfig{Entrypoint: im.entrypoint, Env: []string{"PATH=/"}},
 		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}},
 	}

@@ -125,7 +125,7 @@ func (c *Containerd) processes() tree {
 // isShim says whether pid is a shim of this containerd.
 func (c *Containerd) isShim(pid int) bool {
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil || exe != c.shimPath {
+	if err != nil || (exe != c.shimPath && !slices.Contains(c.extraShims, exe)) {
 		return false
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))

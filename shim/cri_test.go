@@ -1,0 +1,141 @@
+package shim_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasilet/wasilet/shim"
+)
+
+// crictl runs crictl against the test's containerd.
+func (e *env) crictl(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(e.crictlPath, append([]string{"--runtime-endpoint", "unix://" + e.c.Socket, "--image-endpoint", "unix://" + e.c.Socket, "--timeout", "60s"}, args...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func writeJSON(t *testing.T, path string, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// shimPids lists the running processes of the shim binary under test.
+func (e *env) shimPids(t testing.TB) []int {
+	t.Helper()
+	want := filepath.Join(e.shimBin, shim.BinaryName)
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		var pid int
+		if _, err := fmt.Sscan(ent.Name(), &pid); err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join("/proc", ent.Name(), "exe")); err == nil && exe == want {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestCRI runs a Wasm pod through the CRI with crictl, as the kubelet
+// would with runtimeClassName: wasilet (runtime handler "wasilet").
+func TestCRI(t *testing.T) {
+	e := start(t)
+	if _, err := os.Stat(e.crictlPath); err != nil {
+		t.Skipf("no crictl: %v", err)
+	}
+	dir := t.TempDir()
+	logDir := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pod := writeJSON(t, filepath.Join(dir, "pod.json"), map[string]any{
+		"metadata":      map[string]any{"name": "wasm-pod", "namespace": "shimtest", "uid": "uid-wasm-pod", "attempt": 0},
+		"log_directory": logDir,
+		"linux": map[string]any{"security_context": map[string]any{
+			"namespace_options": map[string]any{"network": 2, "pid": 1, "ipc": 0}, // NODE network
+		}},
+	})
+	ctrCfg := writeJSON(t, filepath.Join(dir, "container.json"), map[string]any{
+		"metadata": map[string]any{"name": "main"},
+		"image":    map[string]any{"image": e.moduleNode},
+		// The image's entrypoint is /testprog.wasm; CRI args follow it.
+		"args":     []string{"echo", "hello from the CRI", ";", "env", "FROM_POD", ";", "write", "/data/out.txt", "written", ";", "sleep", "1h"},
+		"envs":     []map[string]string{{"key": "FROM_POD", "value": "yes"}},
+		"mounts":   []map[string]any{{"container_path": "/data", "host_path": data}},
+		"log_path": "main.log",
+		"linux":    map[string]any{"resources": map[string]any{"memory_limit_in_bytes": 64 << 20}},
+	})
+
+	podID := e.crictl(t, "runp", "--runtime", "wasilet", pod)
+	t.Logf("crictl runp: %s", podID)
+	e.crictl(t, "pull", e.moduleNode)
+	cid := e.crictl(t, "create", podID, ctrCfg, pod)
+	e.crictl(t, "start", cid)
+
+	var logs string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		logs = e.crictl(t, "logs", cid)
+		if strings.Contains(logs, "FROM_POD=yes") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if want := "hello from the CRI\nFROM_POD=yes"; logs != want {
+		t.Errorf("crictl logs: %q, want %q", logs, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(data, "out.txt")); err != nil || string(b) != "written" {
+		t.Errorf("the guest's write through the pod's mount: %q, %v", b, err)
+	}
+	if st := e.crictl(t, "inspect", "-o", "go-template", "--template", "{{.status.state}}", cid); st != "CONTAINER_RUNNING" {
+		t.Errorf("state %s, want CONTAINER_RUNNING", st)
+	}
+	stats := e.crictl(t, "stats", "-o", "json", "--id", cid)
+	t.Logf("crictl stats: %s", strings.Join(strings.Fields(stats), " "))
+	if !strings.Contains(stats, `"memory"`) || !strings.Contains(stats, `"cpu"`) {
+		t.Errorf("crictl stats: no cpu or memory: %s", stats)
+	}
+	if pids := e.shimPids(t); len(pids) != 1 {
+		t.Errorf("%d shim processes for one pod (sandbox and container), want 1: %v", len(pids), pids)
+	}
+
+	began := time.Now()
+	e.crictl(t, "stop", "--timeout", "10", cid)
+	t.Logf("crictl stop took %s", time.Since(began).Round(time.Millisecond))
+	if code := e.crictl(t, "inspect", "-o", "go-template", "--template", "{{.status.exitCode}}", cid); code != "143" {
+		t.Errorf("exit code after crictl stop: %s, want 143 (SIGTERM)", code)
+	}
+	e.crictl(t, "rm", cid)
+	e.crictl(t, "stopp", podID)
+	e.crictl(t, "rmp", podID)
+	for deadline := time.Now().Add(10 * time.Second); len(e.shimPids(t)) > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if pids := e.shimPids(t); len(pids) != 0 {
+		t.Errorf("shim still running after the pod was removed: %v", pids)
+	}
+}
