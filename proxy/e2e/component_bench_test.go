@@ -169,11 +169,13 @@ func discoverCost(b *testing.B, calls int) (component, native []float64) {
 	if err := os.WriteFile(filepath.Join(avail, "debug-echo-availability.txt"), []byte("ONLINE\n"), 0o644); err != nil {
 		b.Fatal(err)
 	}
+	t0 := time.Now()
 	inst, err := p.Instantiate(wrt.InstanceSpec{Linker: l, Mounts: []wrt.Mount{{HostPath: avail, GuestPath: "/tmp", ReadOnly: true}}, MemoryLimit: 128 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer inst.Close()
+	instantiate := time.Since(t0)
 	const details = "descriptions:\n- foo0\n"
 	args := []wrt.Value{wrt.String(details), wrt.List()}
 	iface := agent.WITPackage + "/handler@" + agent.WITVersion
@@ -202,6 +204,11 @@ func discoverCost(b *testing.B, calls int) (component, native []float64) {
 		return nil
 	}
 	// Warm both up (the guest's first call initialises its runtime).
+	t0 = time.Now()
+	if err := call(); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("instantiate (compiled component cached): %v; first discover call: %v", instantiate.Round(time.Microsecond), time.Since(t0).Round(time.Microsecond))
 	for range 10 {
 		if err := errors.Join(call(), goCall()); err != nil {
 			b.Fatal(err)
