@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -57,9 +58,23 @@ func newPluginServer(dir, name string, alloc allocator, log *slog.Logger) *plugi
 	}
 }
 
-// socketName is <name>-<unixSecs>.sock, as Akri names its plugin sockets.
+// socketName is <name>-<unixSecs>.sock, as Akri names its plugin sockets,
+// unless that path in p.dir would be longer than a unix socket path may be
+// (a long Instance name in a deep device-plugins directory): then the name
+// is cut to fit and followed by a hash of the whole name, <prefix>-<fnv32
+// hex>-<unixSecs>.sock, still unique per resource.
 func (p *pluginServer) socketName(now time.Time) string {
-	return p.name + "-" + strconv.FormatInt(now.Unix(), 10) + ".sock"
+	tail := "-" + strconv.FormatInt(now.Unix(), 10) + ".sock"
+	name := p.name
+	if room := grpcsock.MaxPathLen - len(p.dir) - 1 - len(tail); len(name) > room {
+		h := fnv.New32a()
+		h.Write([]byte(name))
+		sum := fmt.Sprintf("-%08x", h.Sum32())
+		if keep := room - len(sum); keep > 0 {
+			name = name[:keep] + sum
+		}
+	}
+	return name + tail
 }
 
 // errPluginStopped is serve's answer once the plugin was stopped.

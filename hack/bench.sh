@@ -45,7 +45,7 @@ bench() {
 
 bench ./internal/nodebench '^(BenchmarkPodStart|BenchmarkDensity)$'
 bench ./cmd/wasilet '^BenchmarkModuleStart$'
-bench ./proxy/e2e '^BenchmarkDevicePath$'
+bench ./proxy/e2e '^(BenchmarkDevicePath|BenchmarkComponentHandler)$'
 bench ./agent/e2e '^BenchmarkAgentScale$'
 
 if $smoke; then

@@ -4,15 +4,20 @@
 # written in Wasm finds device foo0, the agent (in the wasilet node) creates
 # Instance akri-debug-echo-8120fe, the controller runs a Wasm broker on the
 # node, and the broker logs `Pod is running and using debugEcho device named:
-# "foo0"`.
+# "foo0"`. Then a second act: the same Configuration, named
+# akri-debug-echo-component, served by the debugEcho discovery handler built as
+# a Wasm component (handlers/debug-echo-component) that the agent hosts
+# in-process, registered on the node as debugEchoComponent (no proxy, no
+# handler pod); both acts print the time from Configuration applied to the
+# broker's log line.
 #
 # Usage: hack/demo.sh STATE          (`./just demo` builds everything and calls it)
 #        hack/demo.sh STATE --down   (`./just demo-down`: stop everything it started)
 #
 # The scenario is a list of steps, each a shell function below; a failure
 # stops the script with a message naming the step. A second run reuses the
-# running cluster, node, controller, proxy and handler pod, applies the
-# Configuration again and ends the same way.
+# running cluster, node, controller, proxy and handler pod, applies both
+# Configurations again and ends the same way.
 set -euo pipefail
 state=$(realpath -m "${1:?usage: hack/demo.sh STATE_DIR [--down]}")
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,6 +27,7 @@ node_name=${WASILET_DEMO_NODE:-wasilet-demo}
 node_dir="$state/nodes/$node_name"
 akri_dir="$state/akri"                        # agent-registration.sock and the proxy's socket
 wde_dir=${WASILET_DEMO_WDE_DIR:-/tmp/wde-dir} # shared with the Wasm handler pod (hostPath)
+component_handler=debugEchoComponent          # the debugEcho component's name on the node
 ns=${WASILET_DEMO_NAMESPACE:-default}
 
 current=""
@@ -82,7 +88,18 @@ step_cluster() {
 #    with the Akri agent in-process, and runs a Wasm pod from the local registry.
 step_node() {
   step "wasilet node $node_name joins the cluster (Akri agent in-process)"
-  mkdir -p "$node_dir" "$akri_dir"
+  mkdir -p "$node_dir" "$akri_dir" "$wde_dir"
+  # The debugEcho component, which the node's agent pulls and hosts as the
+  # discovery handler debugEchoComponent (the second act); it sees the Wasm
+  # handler pod's exchange directory as /tmp, so both read the same
+  # availability file.
+  component_ref="$registry/debug-echo-component:latest"
+  "$wasilet" push -q bin/wasm/debug-echo-component.component.wasm "$component_ref" >/dev/null || fail "push $component_ref"
+  if alive "nodes/$node_name" && ! tr '\0' ' ' <"/proc/$(cat "$node_dir/pid")/cmdline" | grep -q -- "--component-handler $component_handler="; then
+    echo "   restarting node $node_name: started without the component handler (an earlier demo)" >&2
+    kill "$(cat "$node_dir/pid")"
+    for _ in $(seq 100); do alive "nodes/$node_name" || break; sleep 0.1; done
+  fi
   if alive "nodes/$node_name"; then
     echo "   reusing running node $node_name (pid $(cat "$node_dir/pid"))" >&2
   else
@@ -90,6 +107,7 @@ step_node() {
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     setsid "$wasilet" node --cluster-state "$state" --data-dir "$node_dir/data" \
       --node-name "$node_name" --port "$port" --discovery-handlers-directory "$akri_dir" \
+      --component-handler "$component_handler=$component_ref,shared,dir=$wde_dir:/tmp:ro" \
       >"$node_dir/node.log" 2>&1 </dev/null &
     echo $! >"$node_dir/pid"
     echo "   node $node_name started (pid $!, log $node_dir/node.log)" >&2
@@ -177,20 +195,55 @@ YAML
   echo "   broker image pulled and compiled on $node_name" >&2
 }
 
-# 5. Configuration akri-debug-echo → Instance → broker pod that uses the device.
-instance=akri-debug-echo-8120fe
-broker="$node_name-$instance-pod"
+# 5. The debugEcho component: the agent pulls and compiles it on first use.
+#    A throw-away Configuration (no broker) brings that about, so that the
+#    second act's timing, like the first's (whose handler pod already runs),
+#    measures Akri's reaction and not a first compile.
+step_component() {
+  step "debugEcho as a Wasm component hosted by the agent (handler $component_handler): pulled and compiled"
+  kubectl delete akric -n "$ns" component-warmup --ignore-not-found --wait=true >/dev/null
+  kubectl apply -n "$ns" -f - >/dev/null <<YAML
+apiVersion: akri.sh/v0
+kind: Configuration
+metadata: {name: component-warmup}
+spec:
+  discoveryHandler:
+    name: $component_handler
+    discoveryDetails: |
+      descriptions:
+      - warmup
+  capacity: 1
+YAML
+  local found=""
+  for _ in $(seq 600); do
+    found=$(kubectl get akrii -n "$ns" -o jsonpath='{.items[*].spec.configurationName}' 2>/dev/null | tr ' ' '\n' | grep -x component-warmup || true)
+    [ -n "$found" ] && break
+    sleep 0.2
+  done
+  [ -n "$found" ] || fail "no Instance from the component handler $component_handler (log: $node_dir/node.log)"
+  kubectl delete akric -n "$ns" component-warmup --wait=true >/dev/null
+  echo "   $component_ref pulled, compiled and serving on $node_name" >&2
+}
+
+# 6. Configuration → Instance → broker pod that uses the device, timed from
+#    kubectl apply to the broker's log line: act NAME HANDLER WHAT applies
+#    deploy/examples/akri-debug-echo.yaml as Configuration NAME naming
+#    discovery handler HANDLER, and sets elapsed.
 want='Pod is running and using debugEcho device named: "foo0"'
-step_broker() {
-  step "Configuration akri-debug-echo: Instance $instance and broker $broker"
-  if kubectl get akric -n "$ns" akri-debug-echo >/dev/null 2>&1; then
+act() {
+  local name=$1 handler=$2 what=$3
+  local instance="$name-8120fe" # shared device foo0: the hash depends on the device only
+  local broker="$node_name-$instance-pod"
+  step "Configuration $name ($what): Instance $instance and broker $broker"
+  if kubectl get akric -n "$ns" "$name" >/dev/null 2>&1; then
     echo "   deleting the Configuration of an earlier run, to time a fresh one" >&2
-    kubectl delete akric -n "$ns" akri-debug-echo --wait=true --timeout=60s >/dev/null || fail "delete the earlier Configuration"
+    kubectl delete akric -n "$ns" "$name" --wait=true --timeout=60s >/dev/null || fail "delete the earlier Configuration"
     kubectl wait -n "$ns" --for=delete "pod/$broker" --timeout=60s >/dev/null 2>&1 || true
   fi
   local t0 t1 line=""
   t0=$(date +%s.%N)
-  sed -e "s#127.0.0.1:5000/#$registry/#" deploy/examples/akri-debug-echo.yaml | kubectl apply -n "$ns" -f - >/dev/null
+  sed -e "s#127.0.0.1:5000/#$registry/#" -e "s#^  name: akri-debug-echo\$#  name: $name#" -e "s#^    name: debugEcho\$#    name: $handler#" \
+    deploy/examples/akri-debug-echo.yaml | kubectl apply -n "$ns" -f - >/dev/null
   for _ in $(seq 1200); do
     line=$(kubectl logs -n "$ns" "$broker" 2>/dev/null | head -1 || true)
     [ "$line" = "$want" ] && break
@@ -203,30 +256,41 @@ step_broker() {
   fi
   elapsed=$(python3 -c "print(f'{$t1-$t0:.2f}')")
   echo
-  kubectl get akric,akrii,pods -n "$ns" -o wide
+  kubectl get "akric/$name" "akrii/$instance" "pod/$broker" -n "$ns" -o wide
   echo
   echo "broker $broker:"
   kubectl get pod -n "$ns" "$broker" -o jsonpath='{range .spec.containers[*]}  limits:   {.resources.limits}{"\n"}  requests: {.resources.requests}{"\n"}{end}'
   echo "  kubectl logs: $line"
   echo
-  echo "Configuration applied → broker log line: ${elapsed}s"
+  echo "Configuration applied → broker log line: ${elapsed}s ($what)"
 }
 
 step_cluster
 step_node
 step_akri
 step_discovery
-step_broker
+step_component
+# Act 1: the Wasm handler pod behind wasilet proxy (the original demo's shape).
+act akri-debug-echo debugEcho "handler debugEcho: Wasm pod wasi-debug-echo behind wasilet proxy"
+pod_time=$elapsed
+# Act 2: the same Configuration, served by the debugEcho component in the agent.
+act akri-debug-echo-component "$component_handler" "handler $component_handler: Wasm component hosted by the agent"
+component_time=$elapsed
 
 trap - EXIT
 cat <<EOF
 
+== Configuration applied → broker log line
+  akri-debug-echo            Wasm handler pod behind wasilet proxy:  ${pod_time}s
+  akri-debug-echo-component  Wasm component hosted by the agent:     ${component_time}s
+
 == explore
   export KUBECONFIG=$KUBECONFIG
-  kubectl get akric,akrii -o wide        # the Configuration and its Instance
-  kubectl logs $broker
-  kubectl get pod $broker -o yaml        # akri.sh/$instance in limits and requests
-  echo OFFLINE > $wde_dir/debug-echo-availability.txt   # the device goes, and with it Instance and broker
+  kubectl get akric,akrii -o wide        # the two Configurations and their Instances
+  kubectl logs $node_name-akri-debug-echo-8120fe-pod
+  kubectl logs $node_name-akri-debug-echo-component-8120fe-pod
+  kubectl get pod $node_name-akri-debug-echo-8120fe-pod -o yaml   # akri.sh/akri-debug-echo-8120fe in limits and requests
+  echo OFFLINE > $wde_dir/debug-echo-availability.txt   # the device goes (both handlers read this file), and with it Instances and brokers
   echo ONLINE > $wde_dir/debug-echo-availability.txt    # and they come back
   logs: $node_dir/node.log $state/controller/log $state/proxy/log
 == stop everything

@@ -2,11 +2,16 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,4 +206,139 @@ func TestComponentTenThousandDevices(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// inventoryServer is an HTTP inventory on 127.0.0.1 serving
+// {"devices":[{"id","properties"}]} at /devices; Set replaces the list.
+type inventoryServer struct {
+	*httptest.Server
+	mu   sync.Mutex
+	body []byte
+	gets atomic.Int64
+}
+
+type inventoryDevice struct {
+	ID         string            `json:"id"`
+	Properties map[string]string `json:"properties"`
+}
+
+func newInventoryServer(t *testing.T, devs ...inventoryDevice) *inventoryServer {
+	t.Helper()
+	s := &inventoryServer{}
+	s.Set(t, devs...)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /devices", func(w http.ResponseWriter, _ *http.Request) {
+		s.gets.Add(1)
+		s.mu.Lock()
+		b := s.body
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	})
+	s.Server = httptest.NewServer(mux) // 127.0.0.1:<free port>
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *inventoryServer) Set(t *testing.T, devs ...inventoryDevice) {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"devices": append([]inventoryDevice{}, devs...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.body = b
+	s.mu.Unlock()
+}
+
+// waitInventory waits for the Configuration's Instances to carry exactly
+// these devices' properties (one Instance per device, matched by the DEVICE_ID
+// property every device of the test carries).
+func waitInventory(t *testing.T, c client.Client, ns, cfg string, timeout time.Duration, want ...inventoryDevice) {
+	t.Helper()
+	var ids []string
+	for _, d := range want {
+		ids = append(ids, d.ID)
+	}
+	akritest.Eventually(t, timeout, fmt.Sprintf("instances of %s for %v", cfg, ids), func(ctx context.Context) error {
+		ins, err := akritest.Instances(ctx, c, ns, cfg)
+		if err != nil {
+			return err
+		}
+		got := map[string]map[string]string{}
+		for _, in := range ins {
+			got[in.Spec.BrokerProperties["DEVICE_ID"]] = in.Spec.BrokerProperties
+		}
+		if len(got) != len(want) || len(ins) != len(want) {
+			return fmt.Errorf("%d instances %v", len(ins), got)
+		}
+		for _, d := range want {
+			for k, v := range d.Properties {
+				if got[d.ID][k] != v {
+					return fmt.Errorf("device %s: properties %v, want %v", d.ID, got[d.ID], d.Properties)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// TestComponentHTTPInventory: the http-inventory component (pulled from the
+// registry) asks a local HTTP inventory for its devices through the
+// world's http import, granted only the inventory's host:port. Its devices
+// become Instances with their properties; when the inventory's list
+// changes the Instances follow (a device added, one removed) within a
+// couple of seconds although the handler's watch deadline is a minute: the
+// component's own watch notices the change and returns, the agent does not
+// poll. A second handler, the same component granted another host only, is
+// refused the inventory: a DiscoveryFailed Event, no Instance.
+func TestComponentHTTPInventory(t *testing.T) {
+	env := clustertest.Require(t)
+	ref := nodetest.PushWasm(t, env, nodetest.WasmFile(t, "http-inventory-component.component.wasm"), "http-inventory-component:v1")
+	dev := func(id, model string) inventoryDevice {
+		return inventoryDevice{ID: id, Properties: map[string]string{"DEVICE_ID": id, "MODEL": model, "LOCATION": "rack-" + id}}
+	}
+	inv := newInventoryServer(t, dev("cam-1", "x100"), dev("cam-2", "x200"))
+	host := strings.TrimPrefix(inv.URL, "http://")
+	url := inv.URL + "/devices"
+
+	_, c, ns, _, _ := componentRig(t,
+		"--component-handler", "httpInventory="+ref+",http="+host+",watch=60s",
+		"--component-handler", "otherInventory="+ref+",http=inventory.example:8080;127.0.0.1:1,watch=60s")
+	ctx := context.Background()
+
+	cfg := configuration(ns, "inventory", "httpInventory", nil, 1, "")
+	cfg.Spec.DiscoveryHandler.DiscoveryDetails = "url: " + url + "\n"
+	cfg.Spec.BrokerSpec = nil
+	cfg.Spec.InstanceServiceSpec, cfg.Spec.ConfigurationServiceSpec = nil, nil
+	if err := c.Create(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitInventory(t, c, ns, "inventory", 60*time.Second, dev("cam-1", "x100"), dev("cam-2", "x200"))
+
+	// The list changes: cam-3 added, cam-1 removed, cam-2's model changed.
+	// The watch deadline is 60 s; the Instances follow well before it.
+	before := inv.gets.Load()
+	changed := time.Now()
+	inv.Set(t, dev("cam-2", "x250"), dev("cam-3", "x300"))
+	waitInventory(t, c, ns, "inventory", 15*time.Second, dev("cam-2", "x250"), dev("cam-3", "x300"))
+	t.Logf("inventory changed → Instances follow: %v (watch deadline 60 s; the component GET the inventory %d times meanwhile)",
+		time.Since(changed).Round(time.Millisecond), inv.gets.Load()-before)
+	inv.Set(t, dev("cam-3", "x300"))
+	waitInventory(t, c, ns, "inventory", 15*time.Second, dev("cam-3", "x300"))
+
+	// The same component, not granted the inventory's host:port.
+	refused := configuration(ns, "inventory-refused", "otherInventory", nil, 1, "")
+	refused.Spec.DiscoveryHandler.DiscoveryDetails = "url: " + url + "\n"
+	refused.Spec.BrokerSpec = nil
+	refused.Spec.InstanceServiceSpec, refused.Spec.ConfigurationServiceSpec = nil, nil
+	if err := c.Create(ctx, refused); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, c, ns, "inventory-refused", "DiscoveryFailed", "host "+host+" is not granted to discovery handler otherInventory")
+	if ins, err := akritest.Instances(ctx, c, ns, "inventory-refused"); err != nil || len(ins) != 0 {
+		t.Fatalf("refused handler: instances %v, %v", instanceNames(ins), err)
+	}
+	// The granted handler is undisturbed.
+	waitInventory(t, c, ns, "inventory", 15*time.Second, dev("cam-3", "x300"))
 }

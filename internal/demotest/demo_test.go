@@ -18,7 +18,9 @@ import (
 
 const wantLine = `kubectl logs: Pod is running and using debugEcho device named: "foo0"`
 
-var elapsed = regexp.MustCompile(`Configuration applied → broker log line: ([0-9.]+)s`)
+// One timing per act: the Wasm handler pod behind the proxy, then the
+// debugEcho component hosted by the agent.
+var elapsed = regexp.MustCompile(`Configuration applied → broker log line: ([0-9.]+)s \(handler (\w+):`)
 
 func TestDemo(t *testing.T) {
 	if testing.Short() {
@@ -26,6 +28,7 @@ func TestDemo(t *testing.T) {
 	}
 	bin := nodetest.Bin(t)
 	nodetest.WasmFile(t, "debug-echo.wasm")
+	nodetest.WasmFile(t, "debug-echo-component.component.wasm")
 	tools := os.Getenv("WASILET_TOOLS_DIR")
 	if tools == "" {
 		t.Skip("WASILET_TOOLS_DIR is not set (run through ./just test)")
@@ -56,21 +59,25 @@ func TestDemo(t *testing.T) {
 	for i := 1; i <= 2; i++ {
 		out := run()
 		for _, want := range []string{
-			wantLine,
 			"instance.akri.sh/akri-debug-echo-8120fe",
 			`limits:   {"akri.sh/akri-debug-echo-8120fe":"1"}`,
 			`requests: {"akri.sh/akri-debug-echo-8120fe":"1"}`,
+			"instance.akri.sh/akri-debug-echo-component-8120fe",
+			`limits:   {"akri.sh/akri-debug-echo-component-8120fe":"1"}`,
 			"./just demo-down",
 		} {
 			if !strings.Contains(out, want) {
 				t.Fatalf("run %d: output lacks %q:\n%s", i, want, out)
 			}
 		}
-		m := elapsed.FindStringSubmatch(out)
-		if m == nil {
-			t.Fatalf("run %d: no timing in the output:\n%s", i, out)
+		if n := strings.Count(out, wantLine); n != 2 {
+			t.Fatalf("run %d: %d broker lines, want one per act:\n%s", i, n, out)
 		}
-		t.Logf("run %d: Configuration applied → broker log line %ss", i, m[1])
+		m := elapsed.FindAllStringSubmatch(out, -1)
+		if len(m) != 2 || m[0][2] != "debugEcho" || m[1][2] != "debugEchoComponent" {
+			t.Fatalf("run %d: want the timings of both acts (debugEcho, then debugEchoComponent) in the output:\n%s", i, out)
+		}
+		t.Logf("run %d: Configuration applied → broker log line: proxy + Wasm pod %ss, component %ss", i, m[0][1], m[1][1])
 		if i == 2 && !strings.Contains(out, "reusing running node") {
 			t.Errorf("second run did not reuse the node:\n%s", out)
 		}

@@ -41,6 +41,7 @@ type scenario struct {
 	node   *nodetest.Node
 	ns     string
 	wde    string // exchange directory
+	dir    string // discovery handlers directory (the agent's registration socket)
 	proxy  *akritest.Proc
 	broker string // image references
 	dh     string
@@ -51,6 +52,7 @@ func setup(t *testing.T) *scenario { return setupWith(t, setupOptions{}) }
 type setupOptions struct {
 	proxyArgs []string // extra flags of `wasilet proxy`
 	upstream  bool     // upstream Akri's agent and controller instead of wasilet's
+	nodeArgs  []string // extra flags of `wasilet node` (wasilet's agent only)
 }
 
 // setupWith starts the node, the Akri agent and controller (wasilet's, or
@@ -60,7 +62,7 @@ func setupWith(t testing.TB, o setupOptions) *scenario {
 	env := clustertest.Require(t)
 	s := &scenario{env: env, c: akritest.Client(t, env), ns: env.Namespace(t)}
 	dir := akritest.ShortDir(t)
-	s.wde = filepath.Join(dir, "wde")
+	s.dir, s.wde = dir, filepath.Join(dir, "wde")
 	if err := os.MkdirAll(s.wde, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func setupWith(t testing.TB, o setupOptions) *scenario {
 		s.node = nodetest.Start(t, nodetest.Options{Args: []string{"--akri-agent=false"}})
 		akritest.StartUpstreamAkri(t, env, s.node, dir)
 	} else {
-		s.node = nodetest.Start(t, nodetest.Options{Args: []string{"--discovery-handlers-directory", dir}})
+		s.node = nodetest.Start(t, nodetest.Options{Args: append([]string{"--discovery-handlers-directory", dir}, o.nodeArgs...)})
 		akritest.Controller(t, env)
 	}
 	s.proxy = akritest.Start(t, "proxy", []string{"DEBUG_ECHO_INSTANCES_SHARED=true", "AGENT_NODE_NAME=" + s.node.Name},
