@@ -47,6 +47,7 @@ bench ./internal/nodebench '^(BenchmarkPodStart|BenchmarkDensity)$'
 bench ./cmd/wasilet '^BenchmarkModuleStart$'
 bench ./proxy/e2e '^(BenchmarkDevicePath|BenchmarkComponentHandler)$'
 bench ./agent/e2e '^BenchmarkAgentScale$'
+bench ./shim '^(BenchmarkStartExit|BenchmarkRSS)$'
 
 if $smoke; then
   go run ./hack/bench "$records" || status=1

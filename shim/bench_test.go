@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasilet/wasilet/internal/benchreport"
 	"github.com/wasilet/wasilet/internal/containerdtest"
 	"github.com/wasilet/wasilet/shim"
 )
@@ -16,45 +17,58 @@ import (
 // BenchmarkStartExit is container start → exit of a hello program with
 // `ctr run --rm`, the same run for both: testprog.wasm `hello` through this
 // shim, and the baseline's static Go hello binary through runc
-// (containerd-shim-runc-v2). Each op is one whole ctr run (ctr's own start
-// included, the same for both).
+// (containerd-shim-runc-v2). Each sample is one whole ctr run (ctr's own
+// start included, the same for both); runs alternate between the two.
 func BenchmarkStartExit(b *testing.B) {
 	e := start(b)
 	e.pull(b, e.module)
 	e.pull(b, e.c.HelloImage())
-	n := 0
-	for _, tc := range []struct {
+	runs := benchreport.Size("WASILET_BENCH_RUNS", 20, 2)
+	cases := []struct {
 		name, runtime, ref string
 		args               []string
 		want               string
 	}{
 		{"wasilet", shim.RuntimeType, e.module, []string{"/testprog.wasm", "hello"}, "Hello, world!"},
 		{"runc", "io.containerd.runc.v2", e.c.HelloImage(), []string{"/hello", "exit"}, containerdtest.HelloLine},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			for b.Loop() {
+	}
+	took := make([][]time.Duration, len(cases))
+	n := 0
+	for b.Loop() {
+		for range runs {
+			for i, tc := range cases {
 				n++
 				args := append([]string{"run", "--rm", "--runtime", tc.runtime, tc.ref, fmt.Sprintf("b%d", n)}, tc.args...)
+				t0 := time.Now()
 				r := e.run(b, time.Minute, args...)
+				took[i] = append(took[i], time.Since(t0))
 				if r.code != 0 || !strings.Contains(r.stdout, tc.want) {
-					b.Fatalf("ctr run: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+					b.Fatalf("ctr run %s: exit %d, stdout %q, stderr %q", tc.name, r.code, r.stdout, r.stderr)
 				}
 			}
-		})
+		}
 	}
+	b.ReportMetric(0, "ns/op")
+	benchreport.Record(b, benchreport.Result{
+		Group: "containerd shim", Metric: "`ctr run --rm` of a hello program: start → exit", Unit: "ms",
+		Wasilet: benchreport.MsOf(took[0]), Baseline: benchreport.MsOf(took[1]), BaselineName: fmt.Sprintf("containerd %s + runc %s (containerd-shim-runc-v2, a static Go hello)", e.c.ContainerdVersion, e.c.RuncVersion),
+		Versions: e.c.Versions(),
+		Method:   "A private containerd with containerd-shim-wasilet-v1 on its PATH; each sample is one whole `ctr run --rm` (ctr's start included for both): testprog.wasm `hello` through the shim (a new shim process per run: ctr gives no sandbox to group by) against the static hello binary through runc, alternating.",
+	})
 }
 
-// BenchmarkRSS runs N sleeping containers three ways and reports the RSS
+// BenchmarkRSS runs N sleeping containers three ways and records the RSS
 // per container of what each way adds to the node (shims and container
 // processes; containerd itself excluded): this shim with all N in one
 // group (one shim process, as the pods of one sandbox or an explicit
 // group), this shim with one shim per container (ctr without a group), and
 // runc (one containerd-shim-runc-v2 and one process per container).
 func BenchmarkRSS(b *testing.B) {
-	const n = 20
+	n := benchreport.Size("WASILET_BENCH_SHIM_CONTAINERS", 20, 3)
 	e := start(b)
 	e.pull(b, e.module)
 	e.pull(b, e.c.HelloImage())
+	perContainer := map[string]float64{}
 	for _, tc := range []struct {
 		name, runtime, ref string
 		opts, args         []string
@@ -77,10 +91,11 @@ func BenchmarkRSS(b *testing.B) {
 				}
 				time.Sleep(time.Second) // let them settle
 				rss, procs := shimTreeRSS(b, e)
-				b.ReportMetric(float64(rss)/n/(1<<20), "MiB/container")
+				perContainer[tc.name] = float64(rss) / float64(n) / (1 << 20)
+				b.ReportMetric(perContainer[tc.name], "MiB/container")
 				b.ReportMetric(float64(procs), "processes")
 				b.Logf("%s: %d containers: %d processes, RSS %.1f MiB in all, %.2f MiB per container",
-					tc.name, n, procs, float64(rss)/(1<<20), float64(rss)/n/(1<<20))
+					tc.name, n, procs, float64(rss)/(1<<20), perContainer[tc.name])
 				for _, id := range ids {
 					e.run(b, time.Minute, "task", "kill", "--signal", "SIGKILL", id)
 				}
@@ -95,6 +110,18 @@ func BenchmarkRSS(b *testing.B) {
 			}
 		})
 	}
+	method := fmt.Sprintf("%d sleeping containers started with `ctr run -d`; the VmRSS of every shim process and its descendants (the containers), summed and divided by %d; containerd's own not counted.", n, n)
+	one, per, runc := perContainer["wasilet-one-shim"], perContainer["wasilet-shim-per-container"], perContainer["runc"]
+	benchreport.Record(b, benchreport.Result{
+		Group: "containerd shim", Metric: "RSS per sleeping container, one wasilet shim for the group", Unit: "MiB",
+		Wasilet: []float64{one}, Baseline: []float64{runc}, BaselineName: fmt.Sprintf("containerd %s + runc %s (a shim and a process per container)", e.c.ContainerdVersion, e.c.RuncVersion),
+		Versions: e.c.Versions(), Method: method,
+	})
+	benchreport.Record(b, benchreport.Result{
+		Group: "containerd shim", Metric: "RSS per sleeping container: one shim for the group vs one wasilet shim per container", Unit: "MiB",
+		Wasilet: []float64{one}, Baseline: []float64{per}, BaselineName: "containerd-shim-wasilet-v1, one shim per container",
+		Method: method,
+	})
 }
 
 // shimTreeRSS sums the RSS of every shim process (wasilet's and runc's)

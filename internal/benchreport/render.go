@@ -9,7 +9,7 @@ import (
 )
 
 // Groups is the order of the report's sections (others follow by name).
-var Groups = []string{"Pod start", "Density", "Module start", "Device path", "Agent scale"}
+var Groups = []string{"Pod start", "Density", "Module start", "Device path", "Agent scale", "containerd shim"}
 
 // Sort puts results in report order: by group, then as recorded.
 func Sort(rs []Result) {
