@@ -21,6 +21,10 @@ tools:
 build:
     go build -ldflags '{{ldflags}}' -o bin/wasilet ./cmd/wasilet
 
+# Build the containerd shim (runtime type io.containerd.wasilet.v1) into bin/; put it on containerd's PATH (deploy/shim/).
+shim:
+    go build -ldflags '{{ldflags}}' -o bin/containerd-shim-wasilet-v1 ./cmd/containerd-shim-wasilet-v1
+
 # Build the Wasm programs under handlers/ (wasip1 modules and WASI p2 components) into bin/wasm/.
 wasm:
     hack/wasm.sh
