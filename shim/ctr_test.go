@@ -16,6 +16,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/wasilet/wasilet/internal/clustertest"
 	"github.com/wasilet/wasilet/internal/containerdtest"
 	"github.com/wasilet/wasilet/shim"
 )
@@ -78,11 +79,11 @@ func buildShim(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildOnce.dir != "" {
-		os.RemoveAll(buildOnce.dir)
-	}
-	os.Exit(code)
+	clustertest.MainThen(m, func() {
+		if buildOnce.dir != "" {
+			os.RemoveAll(buildOnce.dir)
+		}
+	})
 }
 
 // start runs a private containerd with the shim as runtime handler

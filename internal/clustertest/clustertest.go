@@ -53,15 +53,24 @@ var shared struct {
 // Main runs the tests of a package (call it from TestMain) and stops the
 // shared cluster, if a test started it, once they are done.
 func Main(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(run(m, nil))
 }
 
-func run(m *testing.M) int {
+// MainThen is Main with after run once the tests are done (before the
+// cluster stops), for a package's own cleanup.
+func MainThen(m *testing.M, after func()) {
+	os.Exit(run(m, after))
+}
+
+func run(m *testing.M, after func()) int {
 	if !flag.Parsed() {
 		flag.Parse()
 	}
 	shared.mainCalled = true
 	code := m.Run()
+	if after != nil {
+		after()
+	}
 	if shared.env != nil && shared.own {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
