@@ -59,7 +59,9 @@ func TestKubeletRuntimeClass(t *testing.T) {
 	if _, err := env.Client.NodeV1().RuntimeClasses().Create(ctx, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: rc}, Handler: "wasilet"}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = env.Client.NodeV1().RuntimeClasses().Delete(context.Background(), rc, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = env.Client.NodeV1().RuntimeClasses().Delete(context.Background(), rc, metav1.DeleteOptions{})
+	})
 	ns := env.Namespace(t)
 	pods := env.Client.CoreV1().Pods(ns)
 
