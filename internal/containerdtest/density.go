@@ -54,9 +54,12 @@ type DensityResult struct {
 }
 
 // Total is the sum of the three groups.
-func (d DensityResult) Total() Usage {
+func (d DensityResult) Total() Usage { return sum(d.Containerd, d.Shims, d.Containers) }
+
+// sum adds usages up.
+func sum(us ...Usage) Usage {
 	var t Usage
-	for _, u := range []Usage{d.Containerd, d.Shims, d.Containers} {
+	for _, u := range us {
 		t.Processes += u.Processes
 		t.RSS += u.RSS
 		t.PSS += u.PSS

@@ -455,16 +455,7 @@ type NodeUsage struct {
 }
 
 // Total is the sum of the four groups.
-func (u NodeUsage) Total() Usage {
-	var t Usage
-	for _, g := range []Usage{u.Kubelet, u.Containerd, u.Shims, u.Containers} {
-		t.Processes += g.Processes
-		t.RSS += g.RSS
-		t.PSS += g.PSS
-		t.Threads += g.Threads
-	}
-	return t
-}
+func (u NodeUsage) Total() Usage { return sum(u.Kubelet, u.Containerd, u.Shims, u.Containers) }
 
 // String is the usage on one line.
 func (u NodeUsage) String() string {

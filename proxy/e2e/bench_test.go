@@ -130,21 +130,9 @@ func devicePath(b *testing.B, m devicePathMode, runs int) (applied, offline []ti
 		pod := s.node.Name + "-" + akri.InstanceName(name, device, true, "") + "-pod"
 		text := brokerSpecLayout(s.configurationText(b, name, device))
 
-		start := time.Now()
-		s.apply(b, text)
-		for {
-			out, _ := s.env.Kubectl(ctx, "logs", "-n", s.ns, pod)
-			if strings.HasPrefix(string(out), line) {
-				break
-			}
-			if time.Since(start) > 2*time.Minute {
-				b.Fatalf("%s: no broker line after 2 min; proxy log:\n%s", name, nodetest.Tail(s.proxy.Log(), 40))
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		applied = append(applied, time.Since(start))
+		applied = append(applied, s.applyUntilLine(b, text, pod, line))
 
-		start = time.Now()
+		start := time.Now()
 		if err := exchange.WriteFileAtomic(avail, []byte("OFFLINE")); err != nil {
 			b.Fatal(err)
 		}
@@ -165,6 +153,25 @@ func devicePath(b *testing.B, m devicePathMode, runs int) (applied, offline []ti
 		b.Logf("proxy log:\n%s", nodetest.Tail(s.proxy.Log(), 40))
 	}
 	return applied, offline
+}
+
+// applyUntilLine applies a Configuration (kubectl apply) and returns how
+// long until kubectl logs of the broker pod starts with line (polled every
+// 10 ms, as a user watching would see it).
+func (s *scenario) applyUntilLine(b *testing.B, text, pod, line string) time.Duration {
+	b.Helper()
+	start := time.Now()
+	s.apply(b, text)
+	for {
+		out, _ := s.env.Kubectl(context.Background(), "logs", "-n", s.ns, pod)
+		if strings.HasPrefix(string(out), line) {
+			return time.Since(start)
+		}
+		if time.Since(start) > 2*time.Minute {
+			b.Fatalf("%s: no broker line after 2 min; proxy log:\n%s", pod, nodetest.Tail(s.proxy.Log(), 40))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (s *scenario) waitGone(b *testing.B, pod string) {

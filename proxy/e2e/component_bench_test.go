@@ -121,24 +121,12 @@ func (s *scenario) handlerRun(b *testing.B, handler, device string) time.Duratio
 	line := fmt.Sprintf("Pod is running and using debugEcho device named: %q", device)
 	pod := s.node.Name + "-" + akri.InstanceName(name, device, true, "") + "-pod"
 	text := strings.Replace(s.configurationText(b, name, device), "    name: debugEcho\n", "    name: "+handler+"\n", 1)
-	start := time.Now()
-	s.apply(b, text)
-	for {
-		out, _ := s.env.Kubectl(ctx, "logs", "-n", s.ns, pod)
-		if strings.HasPrefix(string(out), line) {
-			break
-		}
-		if time.Since(start) > 2*time.Minute {
-			b.Fatalf("%s (%s): no broker line after 2 min; proxy log:\n%s", name, handler, nodetest.Tail(s.proxy.Log(), 40))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	d := time.Since(start)
+	took := s.applyUntilLine(b, text, pod, line)
 	if out, err := s.env.Kubectl(ctx, "delete", "-n", s.ns, "akric", name, "--wait=true"); err != nil {
 		b.Fatalf("%v: %s", err, out)
 	}
 	s.waitGone(b, pod)
-	return d
+	return took
 }
 
 // discoverCost times calls discover calls on one instance of the debugEcho
