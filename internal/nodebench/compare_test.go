@@ -188,12 +188,16 @@ func BenchmarkDensity(b *testing.B) {
 		defer close(sampled)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
-		for {
+		sample := func() {
 			running := float64(r.countRunning())
 			runningCurve = append(runningCurve, [2]float64{time.Since(start).Seconds(), running})
 			rssCurve = append(rssCurve, [2]float64{running, float64(nodetest.RSS(pid)) / (1 << 20)})
+		}
+		for {
+			sample()
 			select {
 			case <-stop:
+				sample() // all Running
 				return
 			case <-t.C:
 			}
