@@ -23,6 +23,7 @@ import (
 	"github.com/containerd/fifo"
 	"github.com/containerd/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/wasilet/wasilet/runtime"
 )
@@ -44,7 +45,9 @@ type container struct {
 	spec       runtime.Spec
 	usage      runtime.Usage
 
-	// closers are the stdio FIFOs, closed once the guest has ended.
+	// fifos are the write ends of the stdout/stderr FIFOs (drained before
+	// closing); closers are every stdio FIFO, closed once the guest has ended.
+	fifos []io.WriteCloser
 	closers []io.Closer
 
 	mu         sync.Mutex
@@ -249,6 +252,7 @@ func (c *container) openIO(ctx context.Context) error {
 			return fmt.Errorf("open the FIFO %s: %w", name, err)
 		}
 		c.closers = append(c.closers, w)
+		c.fifos = append(c.fifos, w)
 		r, err := fifo.OpenFifo(ctx, name, syscall.O_RDONLY, 0)
 		if err != nil {
 			return fmt.Errorf("open the FIFO %s: %w", name, err)
@@ -268,12 +272,42 @@ func (c *container) openIO(ctx context.Context) error {
 	return nil
 }
 
+// drainTimeout bounds how long an ended guest's output may wait in its
+// FIFOs for containerd's reader.
+const drainTimeout = 2 * time.Second
+
+// drainIO waits (up to drainTimeout) until what the guest wrote has left
+// the FIFOs. The shim holds a read end of each FIFO, so its write end opens
+// even before containerd's reader does; closing both ends while the output
+// still sits in the pipe, before that reader has opened it, would discard
+// the output (seen as an empty `ctr run` stdout on a loaded machine).
+func (c *container) drainIO() {
+	deadline := time.Now().Add(drainTimeout)
+	for _, f := range c.fifos {
+		sc, ok := f.(syscall.Conn)
+		if !ok {
+			continue
+		}
+		raw, err := sc.SyscallConn()
+		if err != nil {
+			continue
+		}
+		for {
+			pending := 0
+			if err := raw.Control(func(fd uintptr) { pending, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }); err != nil || pending == 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
 // closeIO closes the stdio FIFOs.
 func (c *container) closeIO() {
 	for _, cl := range c.closers {
 		_ = cl.Close()
 	}
-	c.closers = nil
+	c.closers, c.fifos = nil, nil
 }
 
 // release closes stdio and unmounts the rootfs.
@@ -318,6 +352,7 @@ func (c *container) start(exited func(*container)) error {
 			code = 128 + int(c.signal)
 		}
 		c.mu.Unlock()
+		c.drainIO()
 		c.closeIO()
 		c.exit(uint32(code))
 		exited(c)
