@@ -47,7 +47,7 @@ type container struct {
 
 	// fifos are the write ends of the stdout/stderr FIFOs (drained before
 	// closing); closers are every stdio FIFO, closed once the guest has ended.
-	fifos []io.WriteCloser
+	fifos   []io.WriteCloser
 	closers []io.Closer
 
 	mu         sync.Mutex
