@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wasilet/wasilet/internal/nodetest"
 	"sync"
 	"time"
 )
@@ -77,10 +78,6 @@ func (d DensityResult) String() string {
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat
-// (100 on every Linux architecture Go supports).
-const clockTicks = 100
-
 // Density runs Pods sleeping hello pods, lets them settle, then measures
 // the memory and threads of containerd, its shims and the containers, and
 // the CPU containerd and the shims use while idle over Window.
@@ -150,49 +147,10 @@ func (c *Containerd) Density(ctx context.Context, o DensityOptions) (DensityResu
 		}
 	}
 
-	shares, wall, err := cpuShares(ctx, res.Window, append([]int{t.containerd}, t.shims...))
+	shares, wall, err := nodetest.CPUShares(ctx, res.Window, append([]int{t.containerd}, t.shims...))
 	if err != nil {
 		return res, err
 	}
 	res.Window, res.IdleCPU = wall, shares[0]
 	return res, nil
-}
-
-// cpuShares measures the CPU time each group of processes uses over window
-// (user + system, from /proc/<pid>/stat), as a share of one core: 0.01 is
-// 1%. It returns the window as it really was.
-func cpuShares(ctx context.Context, window time.Duration, groups ...[]int) ([]float64, time.Duration, error) {
-	ticks := func() ([]uint64, error) {
-		sum := make([]uint64, len(groups))
-		for g, pids := range groups {
-			for _, pid := range pids {
-				p, err := readProc(pid, false)
-				if err != nil {
-					return nil, fmt.Errorf("process %d went away: %w", pid, err)
-				}
-				sum[g] += p.utime + p.stime
-			}
-		}
-		return sum, nil
-	}
-	before, err := ticks()
-	if err != nil {
-		return nil, 0, err
-	}
-	t0 := time.Now()
-	select {
-	case <-ctx.Done():
-		return nil, 0, ctx.Err()
-	case <-time.After(window):
-	}
-	after, err := ticks()
-	if err != nil {
-		return nil, 0, err
-	}
-	wall := time.Since(t0)
-	shares := make([]float64, len(groups))
-	for g := range groups {
-		shares[g] = float64(after[g]-before[g]) / clockTicks / wall.Seconds()
-	}
-	return shares, wall.Round(time.Millisecond), nil
 }

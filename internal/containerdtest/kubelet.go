@@ -24,6 +24,7 @@ import (
 
 	"github.com/wasilet/wasilet/internal/cluster"
 	"github.com/wasilet/wasilet/internal/clustertest"
+	"github.com/wasilet/wasilet/internal/nodetest"
 )
 
 // Kubelet is the upstream kubelet (the pinned binary of hack/tools.sh)
@@ -493,7 +494,7 @@ func (k *Kubelet) Usage(ctx context.Context, window time.Duration) (NodeUsage, e
 			}
 		}
 	}
-	shares, wall, err := cpuShares(ctx, u.Window, []int{ps.Kubelet}, []int{ps.Containerd}, ps.Shims)
+	shares, wall, err := nodetest.CPUShares(ctx, u.Window, []int{ps.Kubelet}, []int{ps.Containerd}, ps.Shims)
 	if err != nil {
 		return u, err
 	}

@@ -13,10 +13,9 @@ import (
 
 // proc is what /proc says about one process.
 type proc struct {
-	pid, ppid    int
-	utime, stime uint64 // clock ticks
-	rss, pss     int64  // bytes
-	threads      int
+	pid, ppid int
+	rss, pss  int64 // bytes
+	threads   int
 }
 
 // readProc reads /proc/<pid>/stat and status (and smaps_rollup when withPss).
@@ -34,13 +33,11 @@ func readProc(pid int, withPss bool) (proc, error) {
 		return p, fmt.Errorf("/proc/%d/stat: no command name", pid)
 	}
 	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+	// f[0] is field 3 (state): ppid is field 4.
 	if len(f) < 13 {
 		return p, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
 	}
 	p.ppid, _ = strconv.Atoi(f[1])
-	p.utime, _ = strconv.ParseUint(f[11], 10, 64)
-	p.stime, _ = strconv.ParseUint(f[12], 10, 64)
 	if b, err = os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err != nil {
 		return p, err
 	}

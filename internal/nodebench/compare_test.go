@@ -213,7 +213,11 @@ func BenchmarkDensity(b *testing.B) {
 	}
 	threads := nodetest.Threads(pid)
 	// Over 30 s: the node re-sends every pod's status once a minute.
-	idleCPU := nodetest.IdleCPU(time.Duration(benchreport.Size("", 30, 5))*time.Second, pid)
+	shares, _, err := nodetest.CPUShares(context.Background(), time.Duration(benchreport.Size("", 30, 5))*time.Second, []int{pid})
+	if err != nil {
+		b.Fatal(err)
+	}
+	idleCPU := 100 * shares[0]
 	if d, err := time.ParseDuration(os.Getenv("WASILET_BENCH_HOLD")); err == nil {
 		// For a profiler: the node (pid) keeps its sleeping pods a while.
 		b.Logf("holding %d pods on node pid %d for %s", count, pid, d)
