@@ -40,17 +40,9 @@ func TestE2EDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	filled := time.Now()
-	condition := func(no *corev1.Node, typ corev1.NodeConditionType) corev1.NodeCondition {
-		for _, c := range no.Status.Conditions {
-			if c.Type == typ {
-				return c
-			}
-		}
-		return corev1.NodeCondition{}
-	}
 	clustertest.Eventually(t, time.Minute, "DiskPressure True, Ready False, disk-pressure taint", func() error {
 		no := n.Object(t)
-		dp, ready := condition(no, corev1.NodeDiskPressure), condition(no, corev1.NodeReady)
+		dp, ready := nodetest.Condition(no, corev1.NodeDiskPressure), nodetest.Condition(no, corev1.NodeReady)
 		if dp.Status != corev1.ConditionTrue {
 			return fmt.Errorf("DiskPressure %s", dp.Status)
 		}
@@ -65,7 +57,7 @@ func TestE2EDiskFull(t *testing.T) {
 		return fmt.Errorf("taints %v", no.Spec.Taints)
 	})
 	toPressure := time.Since(filled)
-	notReady := condition(n.Object(t), corev1.NodeReady).Message
+	notReady := nodetest.Condition(n.Object(t), corev1.NodeReady).Message
 
 	// The scheduler keeps pods off a tainted node; bind one directly, as a
 	// DaemonSet would, with an image the node has not pulled.
@@ -93,10 +85,10 @@ func TestE2EDiskFull(t *testing.T) {
 	freed := time.Now()
 	clustertest.Eventually(t, time.Minute, "DiskPressure False, Ready True", func() error {
 		no := n.Object(t)
-		if dp := condition(no, corev1.NodeDiskPressure); dp.Status != corev1.ConditionFalse {
+		if dp := nodetest.Condition(no, corev1.NodeDiskPressure); dp.Status != corev1.ConditionFalse {
 			return fmt.Errorf("DiskPressure %s", dp.Status)
 		}
-		if r := condition(no, corev1.NodeReady); r.Status != corev1.ConditionTrue {
+		if r := nodetest.Condition(no, corev1.NodeReady); r.Status != corev1.ConditionTrue {
 			return fmt.Errorf("Ready %s %q", r.Status, r.Message)
 		}
 		return nil

@@ -752,3 +752,14 @@ func copyFile(src, dst string) error {
 	}
 	return os.WriteFile(dst, b, 0o644)
 }
+
+// Condition is the node's condition of type typ (the zero condition when
+// it has none).
+func Condition(no *corev1.Node, typ corev1.NodeConditionType) corev1.NodeCondition {
+	for _, c := range no.Status.Conditions {
+		if c.Type == typ {
+			return c
+		}
+	}
+	return corev1.NodeCondition{}
+}

@@ -863,10 +863,5 @@ func TestRuntimeCacheReadOnly(t *testing.T) {
 // readyCondition is the node's Ready condition as the API server has it.
 func readyCondition(t *testing.T, n *nodetest.Node) corev1.NodeCondition {
 	t.Helper()
-	for _, cond := range n.Object(t).Status.Conditions {
-		if cond.Type == corev1.NodeReady {
-			return cond
-		}
-	}
-	return corev1.NodeCondition{}
+	return nodetest.Condition(n.Object(t), corev1.NodeReady)
 }
