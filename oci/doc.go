@@ -33,6 +33,10 @@
 //     the above. [DefaultPlatforms] prefers wasip1, then wasip2;
 //     PullOptions.Platforms changes the order.
 //
+// [LocateWasm] applies the same rules to an artifact already in another
+// content store (the shim reads containerd's), given a function that reads
+// blobs.
+//
 // The layer must start with a Wasm header; [Artifact.Kind] says module or
 // component from that header.
 //

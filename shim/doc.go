@@ -34,20 +34,23 @@
 // for ctr) into one long-lived shim process, so a node with hundreds of Wasm
 // pods runs one shim per pod with one engine each, not one per container.
 //
-// Images: the Wasm binary must be a file in the container's rootfs, so
-// the image is a plain OCI image (tar layers) whose entrypoint names the
-// .wasm file. Through the CRI, containerd 2.4 fetches and unpacks only the
-// node's platform (platforms.DefaultSpec() in its CRI image service), so
-// such an image must carry the node's platform (e.g. linux/amd64) or an
-// index entry for it; `ctr images pull` also unpacks a single-manifest
-// wasip1/wasm image. The CNCF Wasm artifact layout (one application/wasm
-// layer, which `wasilet push` produces) is not supported here: containerd
-// does not unpack non-tar layers, so the CRI cannot create a container from
-// it at all (no snapshot) and the shim would have to read the layer from
-// containerd's content store instead, as runwasi does; not done.
+// Images: the guest's binary is process.args[0] when that is a file of the
+// rootfs (a plain OCI image whose tar layer holds the .wasm file and whose
+// entrypoint names it, as runwasi accepts); otherwise, when the container's
+// image is a Wasm artifact in a layout package oci accepts (the CNCF layout
+// `wasilet push` makes: config application/vnd.wasm.config.v0+json, one
+// application/wasm layer; runwasi's; wasm-to-oci's), the shim reads that
+// layer from containerd's content store over containerd's gRPC API (the
+// address containerd passes the shim): containerd fetches a layer it does
+// not know without unpacking it, so the container's rootfs is empty. The
+// process's args are then the guest's whole argv. Through the CRI,
+// containerd 2.4 unpacks plain images only for the node's platform
+// (platforms.DefaultSpec()), so a plain image must carry it; `ctr run`
+// refuses the CNCF layout in its own client (it reads only OCI image
+// configs), so with ctr use runwasi's layout or a plain image.
 //
 // Every task reports the shim's own pid (a Wasm guest has no process).
 // Not supported (ErrNotImplemented): exec, pause/resume, checkpoint, update,
 // terminals, and stdio URIs other than FIFOs and plain files. It imports
-// runtime, never agent/ or oci/.
+// runtime and oci (to recognise artifact layouts), never agent/.
 package shim

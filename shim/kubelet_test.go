@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	goruntime "runtime"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/wasilet/wasilet/internal/clustertest"
 	"github.com/wasilet/wasilet/internal/containerdtest"
+	"github.com/wasilet/wasilet/oci"
 	"github.com/wasilet/wasilet/shim"
 )
 
@@ -24,7 +27,7 @@ import (
 // control plane on a containerd that has this shim as runtime handler
 // "wasilet", runs pods that pick it with runtimeClassName — a Wasm module
 // beside ordinary containers on one node: its output in kubectl logs, its
-// exit code in the pod's status, and a sleeping guest stopped when its pod
+// exit code in the pod's status, a CNCF Wasm artifact, and a sleeping guest stopped when its pod
 // is deleted.
 func TestKubeletRuntimeClass(t *testing.T) {
 	env := clustertest.Require(t)
@@ -87,6 +90,37 @@ func TestKubeletRuntimeClass(t *testing.T) {
 	out, err := env.Kubectl(ctx, "logs", "-n", ns, once.Name)
 	if err != nil || !strings.Contains(string(out), "hello from a RuntimeClass pod") {
 		t.Errorf("kubectl logs: %v: %q", err, out)
+	}
+
+	// A CNCF Wasm artifact, as `wasilet push` makes it: containerd fetches
+	// its layer without unpacking it and the shim reads it from the
+	// content store. It has no entrypoint, so the args are the whole argv.
+	artifactRef := env.RegistryAddr + "/shimtest/testprog:kubelet-artifact"
+	f := filepath.Join(t.TempDir(), "testprog.wasm")
+	if err := os.WriteFile(f, mod, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oci.Push(ctx, f, artifactRef, oci.PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	artifact := k.Pod(ns, "wasm-artifact", artifactRef, "app.wasm", "echo", "hello from an artifact")
+	artifact.Spec.RuntimeClassName = &rc
+	artifact.Spec.RestartPolicy = corev1.RestartPolicyNever
+	if _, err := pods.Create(ctx, artifact, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 2*time.Minute, "wasm-artifact Succeeded", func() error {
+		p, err := pods.Get(ctx, artifact.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if p.Status.Phase != corev1.PodSucceeded {
+			return fmt.Errorf("phase %s, %+v; kubelet log:\n%s", p.Status.Phase, p.Status.ContainerStatuses, k.LogTail(10))
+		}
+		return nil
+	})
+	if out, err := env.Kubectl(ctx, "logs", "-n", ns, artifact.Name); err != nil || string(out) != "hello from an artifact\n" {
+		t.Errorf("kubectl logs of the artifact pod: %v: %q", err, out)
 	}
 
 	sleeper := k.Pod(ns, "wasm-sleeper", ref, "echo", "up", ";", "sleep", "1h")

@@ -29,7 +29,7 @@ func Run(ctx context.Context) {
 			if err != nil {
 				return nil, err
 			}
-			return NewTaskService(ic.Context, pp.(cshim.Publisher), ss.(shutdown.Service))
+			return NewTaskService(ic.Context, pp.(cshim.Publisher), ss.(shutdown.Service), ic.Properties[plugins.PropertyGRPCAddress])
 		},
 	})
 	// No child processes: the shim needs to be neither a subreaper nor a

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -41,6 +42,7 @@ var (
 // group, one runtime.Engine for all of them.
 type service struct {
 	engine    *runtime.Engine
+	images    *imageStore
 	pid       uint32
 	shutdown  shutdown.Service
 	events    chan any
@@ -51,8 +53,9 @@ type service struct {
 }
 
 // NewTaskService creates the task service, its engine and the goroutine
-// that forwards events to containerd.
-func NewTaskService(ctx context.Context, publisher cshim.Publisher, sd shutdown.Service) (taskAPI.TTRPCTaskService, error) {
+// that forwards events to containerd. containerdAddress is containerd's
+// gRPC socket, where the shim reads the images of Wasm artifacts.
+func NewTaskService(ctx context.Context, publisher cshim.Publisher, sd shutdown.Service, containerdAddress string) (taskAPI.TTRPCTaskService, error) {
 	cacheDir := os.Getenv(CacheDirEnv)
 	if cacheDir == "" {
 		cacheDir = DefaultCacheDir
@@ -67,12 +70,13 @@ func NewTaskService(ctx context.Context, publisher cshim.Publisher, sd shutdown.
 	}
 	s := &service{
 		engine:     e,
+		images:     &imageStore{address: containerdAddress},
 		pid:        uint32(os.Getpid()),
 		shutdown:   sd,
 		events:     make(chan any, 128),
 		containers: make(map[string]*container),
 	}
-	sd.RegisterCallback(func(context.Context) error { return e.Close() })
+	sd.RegisterCallback(func(context.Context) error { return errors.Join(s.images.close(), e.Close()) })
 	go s.forward(ctx, publisher)
 	return s, nil
 }
@@ -102,7 +106,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	if exists {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrAlreadyExists, "task %s", r.ID)
 	}
-	c, err := newContainer(ctx, s.engine, r)
+	c, err := newContainer(ctx, s.engine, s.images, r)
 	if err != nil {
 		log.G(ctx).WithError(err).WithField("id", r.ID).Error("create task")
 		return nil, errgrpc.ToGRPC(err)

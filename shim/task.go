@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/wasilet/wasilet/oci"
 	"github.com/wasilet/wasilet/runtime"
 )
 
@@ -62,7 +64,7 @@ type container struct {
 // newContainer prepares a task from a Create request: mounts the rootfs,
 // reads the spec, loads the Wasm program and opens the stdio FIFOs. On error
 // nothing is left mounted or open.
-func newContainer(ctx context.Context, e *runtime.Engine, r *taskAPI.CreateTaskRequest) (_ *container, retErr error) {
+func newContainer(ctx context.Context, e *runtime.Engine, images *imageStore, r *taskAPI.CreateTaskRequest) (_ *container, retErr error) {
 	if r.Terminal {
 		return nil, fmt.Errorf("terminals are not supported for Wasm tasks: %w", errdefs.ErrNotImplemented)
 	}
@@ -111,12 +113,12 @@ func newContainer(ctx context.Context, e *runtime.Engine, r *taskAPI.CreateTaskR
 	if c.spec, err = guestSpec(spec, c.rootfs); err != nil {
 		return nil, err
 	}
-	wasm, err := readWasm(c.rootfs, spec.Process)
+	wasm, digest, err := loadWasm(ctx, images, r.ID, c.rootfs, spec.Process)
 	if err != nil {
 		return nil, err
 	}
-	if c.prog, err = e.Load(ctx, wasm, ""); err != nil {
-		return nil, fmt.Errorf("load %s: %w", spec.Process.Args[0], err)
+	if c.prog, err = e.Load(ctx, wasm, digest); err != nil {
+		return nil, fmt.Errorf("load %s: %w", c.spec.Name, err)
 	}
 	if err := c.openIO(ctx); err != nil {
 		return nil, err
@@ -182,8 +184,34 @@ func isBind(m specs.Mount) bool {
 	return m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
 }
 
-// maxWasmSize bounds the binary read from the rootfs.
+// maxWasmSize bounds the binary read from the rootfs or the content store.
 const maxWasmSize = 1 << 30
+
+// errNotInRootfs is readWasm's error when process.args[0] is not a file of
+// the rootfs.
+var errNotInRootfs = errors.New("not in the rootfs")
+
+// loadWasm finds the guest's binary: the file process.args[0] names in the
+// rootfs (a plain image), or else the Wasm layer of the container's image
+// when that image is a Wasm artifact (which containerd does not unpack, so
+// its rootfs is empty); the process's args are then the guest's argv as
+// they are. It returns the digest when it is known (an artifact's layer).
+func loadWasm(ctx context.Context, images *imageStore, id, rootfs string, p *specs.Process) ([]byte, string, error) {
+	wasm, err := readWasm(rootfs, p)
+	if !errors.Is(err, errNotInRootfs) {
+		return wasm, "", err
+	}
+	wasm, digest, aerr := images.wasmOf(ctx, id)
+	var unsupported *oci.UnsupportedError
+	switch {
+	case aerr == nil:
+		return wasm, digest, nil
+	case errors.As(aerr, &unsupported):
+		return nil, "", fmt.Errorf("the entrypoint %s is not in the image, and the image is not a Wasm artifact (wasilet runs the .wasm file the entrypoint names, or the Wasm layer of an artifact): %v: %w", p.Args[0], aerr, errdefs.ErrInvalidArgument)
+	default:
+		return nil, "", fmt.Errorf("the entrypoint %s is not in the image, and the image's Wasm layer could not be read from containerd: %w", p.Args[0], aerr)
+	}
+}
 
 // readWasm reads process.args[0] from the rootfs (relative names from
 // process.cwd), never following a path out of it.
@@ -204,7 +232,7 @@ func readWasm(rootfs string, p *specs.Process) ([]byte, error) {
 	rel := strings.TrimPrefix(path.Clean(name), "/")
 	f, err := root.Open(rel)
 	if err != nil {
-		return nil, fmt.Errorf("the entrypoint %s is not in the image (wasilet runs the .wasm file named by the entrypoint): %w", p.Args[0], errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("%s: %w", p.Args[0], errNotInRootfs)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxWasmSize+1))
