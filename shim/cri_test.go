@@ -139,3 +139,51 @@ func TestCRI(t *testing.T) {
 		t.Errorf("shim still running after the pod was removed: %v", pids)
 	}
 }
+
+// TestCRIOOMKilled: a guest that needs more than its container's memory
+// limit ends as the kernel's OOM killer would leave a runc container —
+// exit code 137 and reason OOMKilled in the CRI's status (the shim sends
+// containerd the TaskOOM event) — with the reason on its stderr.
+func TestCRIOOMKilled(t *testing.T) {
+	e := start(t)
+	if _, err := os.Stat(e.crictlPath); err != nil {
+		t.Skipf("no crictl: %v", err)
+	}
+	dir := t.TempDir()
+	pod := writeJSON(t, filepath.Join(dir, "pod.json"), map[string]any{
+		"metadata":      map[string]any{"name": "oom-pod", "namespace": "shimtest", "uid": "uid-oom-pod", "attempt": 0},
+		"log_directory": dir,
+		"linux": map[string]any{"security_context": map[string]any{
+			"namespace_options": map[string]any{"network": 2, "pid": 1, "ipc": 0}, // NODE network
+		}},
+	})
+	cfg := writeJSON(t, filepath.Join(dir, "container.json"), map[string]any{
+		"metadata": map[string]any{"name": "oom"},
+		"image":    map[string]any{"image": e.moduleNode},
+		"args":     []string{"echo", "allocating", ";", "alloc", "200Mi"},
+		"log_path": "oom.log",
+		"linux":    map[string]any{"resources": map[string]any{"memory_limit_in_bytes": 32 << 20}},
+	})
+	podID := e.crictl(t, "runp", "--runtime", "wasilet", pod)
+	e.crictl(t, "pull", e.moduleNode)
+	cid := e.crictl(t, "create", podID, cfg, pod)
+	e.crictl(t, "start", cid)
+	var status string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		status = e.crictl(t, "inspect", "-o", "go-template", "--template", "{{.status.state}} {{.status.exitCode}} {{.status.reason}}", cid)
+		if strings.HasPrefix(status, "CONTAINER_EXITED") {
+			break
+		}
+	}
+	if status != "CONTAINER_EXITED 137 OOMKilled" {
+		t.Errorf("status %q, want CONTAINER_EXITED 137 OOMKilled", status)
+	}
+	// The CRI log file: "<time> <stream> F <line>" lines.
+	b, err := os.ReadFile(filepath.Join(dir, "oom.log"))
+	if logs := string(b); err != nil || !strings.Contains(logs, " stdout F allocating\n") || !strings.Contains(logs, " stderr F "+shim.BinaryName+": out of memory: limit 32Mi") {
+		t.Errorf("container log %q, %v: want the guest's line on stdout, then the out-of-memory reason on stderr", logs, err)
+	}
+	e.crictl(t, "rm", cid)
+	e.crictl(t, "stopp", podID)
+	e.crictl(t, "rmp", podID)
+}

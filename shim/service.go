@@ -143,8 +143,13 @@ func (s *service) exited(c *container) {
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
 	c.mu.Lock()
-	code, at := c.exitStatus, c.exitedAt
+	code, at, oom := c.exitStatus, c.exitedAt, c.oom
 	c.mu.Unlock()
+	if oom {
+		// As the runc shim does when the cgroup's OOM killer struck: the
+		// CRI marks the container OOMKilled on this event.
+		s.send(&eventstypes.TaskOOM{ContainerID: c.id})
+	}
 	s.send(&eventstypes.TaskExit{
 		ContainerID: c.id, ID: c.id, Pid: s.pid,
 		ExitStatus: code, ExitedAt: protobuf.ToTimestamp(at),

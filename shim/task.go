@@ -57,6 +57,7 @@ type container struct {
 	exitStatus uint32
 	exitedAt   time.Time
 	signal     syscall.Signal // the signal that stopped it, 0 when none
+	oom        bool           // the guest ran out of its memory limit
 	cancel     context.CancelFunc
 	done       chan struct{} // closed when it has exited
 }
@@ -375,10 +376,14 @@ func (c *container) start(exited func(*container)) error {
 				fmt.Fprintf(spec.Stderr, "%s: %v\n", BinaryName, err)
 			}
 		}
+		if res.Reason == runtime.ReasonOOMKilled && spec.Stderr != nil && res.Message != "" {
+			fmt.Fprintf(spec.Stderr, "%s: %s\n", BinaryName, res.Message)
+		}
 		c.mu.Lock()
 		if c.signal != 0 && res.Reason == runtime.ReasonKilled {
 			code = 128 + int(c.signal)
 		}
+		c.oom = res.Reason == runtime.ReasonOOMKilled
 		c.mu.Unlock()
 		c.drainIO()
 		c.closeIO()
