@@ -122,6 +122,37 @@ func TestCRI(t *testing.T) {
 	if pids := e.shimPids(t); len(pids) != 1 {
 		t.Errorf("%d shim processes for one pod (sandbox and container), want 1: %v", len(pids), pids)
 	}
+	// A second pod joins the same shim process (GroupingNode).
+	pod2 := writeJSON(t, filepath.Join(dir, "pod2.json"), map[string]any{
+		"metadata":      map[string]any{"name": "wasm-pod-2", "namespace": "shimtest", "uid": "uid-wasm-pod-2", "attempt": 0},
+		"log_directory": logDir,
+		"linux": map[string]any{"security_context": map[string]any{
+			"namespace_options": map[string]any{"network": 2, "pid": 1, "ipc": 0},
+		}},
+	})
+	ctr2 := writeJSON(t, filepath.Join(dir, "container2.json"), map[string]any{
+		"metadata": map[string]any{"name": "second"},
+		"image":    map[string]any{"image": e.moduleNode},
+		"args":     []string{"echo", "second pod", ";", "sleep", "1h"},
+		"log_path": "second.log",
+	})
+	pod2ID := e.crictl(t, "runp", "--runtime", "wasilet", pod2)
+	cid2 := e.crictl(t, "create", pod2ID, ctr2, pod2)
+	e.crictl(t, "start", cid2)
+	for deadline := time.Now().Add(30 * time.Second); e.crictl(t, "logs", cid2) != "second pod" && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if logs := e.crictl(t, "logs", cid2); logs != "second pod" {
+		t.Errorf("second pod's logs %q", logs)
+	}
+	if pids := e.shimPids(t); len(pids) != 1 {
+		t.Errorf("%d shim processes for two pods, want 1 (one shim serves the node's Wasm pods): %v", len(pids), pids)
+	}
+	e.crictl(t, "stopp", pod2ID)
+	e.crictl(t, "rmp", pod2ID)
+	if pids := e.shimPids(t); len(pids) != 1 {
+		t.Errorf("%d shim processes after the second pod was removed, want 1 (the first pod's guest still runs): %v", len(pids), pids)
+	}
 
 	began := time.Now()
 	e.crictl(t, "stop", "--timeout", "10", cid)

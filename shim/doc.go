@@ -29,10 +29,19 @@
 // shim is not run at all: the shim holds it as a task that lives until it is
 // killed, as the pause process would, with no process of its own.
 //
-// Grouping: the `start` subcommand puts every container of one pod (the
-// annotation io.kubernetes.cri.sandbox-id, or io.containerd.wasilet.v1.group
-// for ctr) into one long-lived shim process, so a node with hundreds of Wasm
-// pods runs one shim per pod with one engine each, not one per container.
+// Grouping: the `start` subcommand returns the address of the shim process
+// that serves a container's group, starting it if the group has none. By
+// default every container of a CRI pod (annotation
+// io.kubernetes.cri.sandbox-id) of the containerd namespace is in one group,
+// so one long-lived shim with one engine and one compiled cache serves all
+// the node's Wasm pods — hundreds of pods, one shim. WASILET_SHIM_GROUPING=pod
+// in containerd's environment gives each pod its own shim instead (as the
+// runc shim does: a crash ends only that pod's guests);
+// io.containerd.wasilet.v1.group names a group explicitly (ctr run
+// --annotation, or a pod annotation the CRI passes on when the runtime lists
+// it in pod_annotations); other containers (plain ctr) get a shim each. A
+// shared shim stays up 3 s after its last container, so that the next pod
+// does not meet it on its way out.
 //
 // Images: the guest's binary is process.args[0] when that is a file of the
 // rootfs (a plain OCI image whose tar layer holds the .wasm file and whose

@@ -29,8 +29,10 @@ const (
 	BinaryName  = "containerd-shim-wasilet-v1"
 )
 
-// Annotations that group containers into one shim process, first found
-// wins: an explicit group (for ctr run --annotation), then the CRI's pod.
+// Annotations that decide which shim process serves a container: an
+// explicit group (ctr run --annotation, or a pod annotation containerd's CRI
+// passes on when its runtime lists it in pod_annotations), and the CRI's
+// markers of a pod's containers.
 const (
 	GroupAnnotation      = RuntimeType + ".group"
 	SandboxIDAnnotation  = "io.kubernetes.cri.sandbox-id"
@@ -38,9 +40,24 @@ const (
 	containerTypeKey     = "io.kubernetes.cri.container-type"
 )
 
-var groupAnnotations = []string{GroupAnnotation, SandboxIDAnnotation}
+// GroupingEnv selects how CRI containers are grouped when they name no
+// group: "node" (the default) serves every Wasm pod of the containerd
+// namespace from one shim process, "pod" gives each pod its own (the runc
+// shim's grouping: one pod's crash cannot end another's guests, at the cost
+// of an engine per pod). containerd's environment is the shim's.
+const (
+	GroupingEnv  = "WASILET_SHIM_GROUPING"
+	GroupingNode = "node"
+	GroupingPod  = "pod"
+)
 
-// NewManager returns the shim manager (the `start` and `delete`
+// nodeGroup is the group of every CRI container under GroupingNode.
+const nodeGroup = "wasilet-node"
+
+// groupEnv tells the server process that it serves a shared group.
+const groupEnv = "WASILET_SHIM_GROUP"
+
+// NewManager returns// NewManager returns the shim manager (the `start` and `delete`
 // subcommands and -info) for containerd's shim.RunShim.
 func NewManager() cshim.Shim { return manager{} }
 
@@ -49,8 +66,11 @@ type manager struct{}
 func (manager) Name() string { return RuntimeType }
 
 // groupOf reads the bundle's config.json (the working directory of the
-// start subcommand) and returns the group the container belongs to.
-func groupOf(bundle, id string) (string, error) {
+// start subcommand) and returns the group the container belongs to: its
+// GroupAnnotation; else, for a container of a CRI pod, the node's group
+// (or the pod's, under GroupingPod); else its own id, as ctr's containers
+// get a shim each, like runc's.
+func groupOf(bundle, id, grouping string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		return "", err
@@ -61,12 +81,20 @@ func groupOf(bundle, id string) (string, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return "", fmt.Errorf("parse %s: %w", filepath.Join(bundle, "config.json"), err)
 	}
-	for _, k := range groupAnnotations {
-		if g := s.Annotations[k]; g != "" {
-			return g, nil
-		}
+	if g := s.Annotations[GroupAnnotation]; g != "" {
+		return g, nil
 	}
-	return id, nil
+	sandbox := s.Annotations[SandboxIDAnnotation]
+	switch {
+	case sandbox == "":
+		return id, nil
+	case grouping == GroupingPod:
+		return sandbox, nil
+	case grouping == "" || grouping == GroupingNode:
+		return nodeGroup, nil
+	default:
+		return "", fmt.Errorf("%s=%q: want %q or %q", GroupingEnv, grouping, GroupingNode, GroupingPod)
+	}
 }
 
 // Start is the `start` subcommand: it returns the address of the shim that
@@ -79,7 +107,7 @@ func (manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *b
 	if err != nil {
 		return nil, err
 	}
-	group, err := groupOf(cwd, id)
+	group, err := groupOf(cwd, id, os.Getenv(GroupingEnv))
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +166,9 @@ func (manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *b
 	cmd := exec.Command(self, args...)
 	cmd.Dir = cwd
 	cmd.Env = os.Environ()
+	if group != id {
+		cmd.Env = append(cmd.Env, groupEnv+"=shared")
+	}
 	cmd.ExtraFiles = []*os.File{f} // fd 3: the listener the server serves
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

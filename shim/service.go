@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/containerd/cgroups/v3/cgroup1/stats"
 	eventstypes "github.com/containerd/containerd/api/events"
@@ -48,8 +49,13 @@ type service struct {
 	events    chan any
 	lifecycle sync.Mutex // orders TaskStart before the same task's TaskExit
 
+	// shared: the shim serves a group other than its first container
+	// (groupEnv); linger is its pending idle shutdown.
+	shared bool
+
 	mu         sync.Mutex
 	containers map[string]*container
+	linger     *time.Timer
 }
 
 // NewTaskService creates the task service, its engine and the goroutine
@@ -71,6 +77,7 @@ func NewTaskService(ctx context.Context, publisher cshim.Publisher, sd shutdown.
 	s := &service{
 		engine:     e,
 		images:     &imageStore{address: containerdAddress},
+		shared:     os.Getenv(groupEnv) == "shared",
 		pid:        uint32(os.Getpid()),
 		shutdown:   sd,
 		events:     make(chan any, 128),
@@ -113,6 +120,10 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	}
 	s.mu.Lock()
 	s.containers[r.ID] = c
+	if s.linger != nil {
+		s.linger.Stop()
+		s.linger = nil
+	}
 	s.mu.Unlock()
 	s.send(&eventstypes.TaskCreate{
 		ContainerID: r.ID,
@@ -265,16 +276,36 @@ func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*task
 	return &taskAPI.ConnectResponse{ShimPid: s.pid, TaskPid: s.pid}, nil
 }
 
-// Shutdown ends the shim once it serves no container.
+// Shutdown ends the shim once it serves no container. A shim shared by a
+// group (GroupingNode's pods, an explicit group) lingers idle for
+// sharedLinger first, so that the next pod's `start`, which found its
+// socket, does not meet a shim on its way out; a Create in that time
+// keeps it.
 func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*ptypes.Empty, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.containers) > 0 {
 		return empty, nil
 	}
-	s.shutdown.Shutdown()
+	if !s.shared {
+		s.shutdown.Shutdown()
+		return empty, nil
+	}
+	if s.linger == nil {
+		s.linger = time.AfterFunc(sharedLinger, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.linger = nil
+			if len(s.containers) == 0 {
+				s.shutdown.Shutdown()
+			}
+		})
+	}
 	return empty, nil
 }
+
+// sharedLinger is how long a shared shim stays up with no container.
+const sharedLinger = 3 * time.Second
 
 func notImplemented(what string) error {
 	return errgrpc.ToGRPCf(errdefs.ErrNotImplemented, "%s is not supported for Wasm tasks", what)
