@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,8 +61,7 @@ func pushRunwasi(t *testing.T, ctx context.Context, ref string, wasm []byte) {
 // fail.
 func (e *env) crictlFails(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(e.crictlPath, append([]string{"--runtime-endpoint", "unix://" + e.c.Socket, "--image-endpoint", "unix://" + e.c.Socket, "--timeout", "60s"}, args...)...)
-	out, err := cmd.CombinedOutput()
+	out, err := e.crictlCmd(args...).CombinedOutput()
 	if err == nil {
 		t.Fatalf("crictl %s succeeded, want an error: %s", strings.Join(args, " "), out)
 	}
@@ -108,13 +106,7 @@ func TestArtifacts(t *testing.T) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pod := writeJSON(t, filepath.Join(dir, "pod.json"), map[string]any{
-		"metadata":      map[string]any{"name": "artifact-pod", "namespace": "shimtest", "uid": "uid-artifact-pod", "attempt": 0},
-		"log_directory": logDir,
-		"linux": map[string]any{"security_context": map[string]any{
-			"namespace_options": map[string]any{"network": 2, "pid": 1, "ipc": 0}, // NODE network
-		}},
-	})
+	pod := writePod(t, filepath.Join(dir, "pod.json"), "artifact-pod", logDir)
 	podID := e.crictl(t, "runp", "--runtime", "wasilet", pod)
 	defer func() {
 		e.crictl(t, "stopp", podID)

@@ -13,11 +13,14 @@ import (
 	"github.com/wasilet/wasilet/shim"
 )
 
+func (e *env) crictlCmd(args ...string) *exec.Cmd {
+	return exec.Command(e.crictlPath, append([]string{"--runtime-endpoint", "unix://" + e.c.Socket, "--image-endpoint", "unix://" + e.c.Socket, "--timeout", "60s"}, args...)...)
+}
+
 // crictl runs crictl against the test's containerd.
 func (e *env) crictl(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(e.crictlPath, append([]string{"--runtime-endpoint", "unix://" + e.c.Socket, "--image-endpoint", "unix://" + e.c.Socket, "--timeout", "60s"}, args...)...)
-	out, err := cmd.Output()
+	out, err := e.crictlCmd(args...).Output()
 	if err != nil {
 		var stderr []byte
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -26,6 +29,18 @@ func (e *env) crictl(t *testing.T, args ...string) string {
 		t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// writePod writes the CRI pod sandbox config of a pod on the node's
+// network, as hostNetwork pods are.
+func writePod(t *testing.T, path, name, logDir string) string {
+	return writeJSON(t, path, map[string]any{
+		"metadata":      map[string]any{"name": name, "namespace": "shimtest", "uid": "uid-" + name, "attempt": 0},
+		"log_directory": logDir,
+		"linux": map[string]any{"security_context": map[string]any{
+			"namespace_options": map[string]any{"network": 2, "pid": 1, "ipc": 0}, // NODE network
+		}},
+	})
 }
 
 func writeJSON(t *testing.T, path string, v any) string {
@@ -74,13 +89,7 @@ func TestCRI(t *testing.T) {
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pod := writeJSON(t, filepath.Join(dir, "pod.json"), map[string]any{
-		"metadata":      map[string]any{"name": "wasm-pod", "namespace": "shimtest", "uid": "uid-wasm-pod", "attempt": 0},
-		"log_directory": logDir,
-		"linux": map[string]any{"security_context": map[string]any{
-			"namespace_options": map[string]any{"network": 2, "pid": 1, "ipc": 0}, // NODE network
-		}},
-	})
+	pod := writePod(t, filepath.Join(dir, "pod.json"), "wasm-pod", logDir)
 	ctrCfg := writeJSON(t, filepath.Join(dir, "container.json"), map[string]any{
 		"metadata": map[string]any{"name": "main"},
 		"image":    map[string]any{"image": e.moduleNode},
@@ -123,13 +132,7 @@ func TestCRI(t *testing.T) {
 		t.Errorf("%d shim processes for one pod (sandbox and container), want 1: %v", len(pids), pids)
 	}
 	// A second pod joins the same shim process (GroupingNode).
-	pod2 := writeJSON(t, filepath.Join(dir, "pod2.json"), map[string]any{
-		"metadata":      map[string]any{"name": "wasm-pod-2", "namespace": "shimtest", "uid": "uid-wasm-pod-2", "attempt": 0},
-		"log_directory": logDir,
-		"linux": map[string]any{"security_context": map[string]any{
-			"namespace_options": map[string]any{"network": 2, "pid": 1, "ipc": 0},
-		}},
-	})
+	pod2 := writePod(t, filepath.Join(dir, "pod2.json"), "wasm-pod-2", logDir)
 	ctr2 := writeJSON(t, filepath.Join(dir, "container2.json"), map[string]any{
 		"metadata": map[string]any{"name": "second"},
 		"image":    map[string]any{"image": e.moduleNode},
@@ -181,13 +184,7 @@ func TestCRIOOMKilled(t *testing.T) {
 		t.Skipf("no crictl: %v", err)
 	}
 	dir := t.TempDir()
-	pod := writeJSON(t, filepath.Join(dir, "pod.json"), map[string]any{
-		"metadata":      map[string]any{"name": "oom-pod", "namespace": "shimtest", "uid": "uid-oom-pod", "attempt": 0},
-		"log_directory": dir,
-		"linux": map[string]any{"security_context": map[string]any{
-			"namespace_options": map[string]any{"network": 2, "pid": 1, "ipc": 0}, // NODE network
-		}},
-	})
+	pod := writePod(t, filepath.Join(dir, "pod.json"), "oom-pod", dir)
 	cfg := writeJSON(t, filepath.Join(dir, "container.json"), map[string]any{
 		"metadata": map[string]any{"name": "oom"},
 		"image":    map[string]any{"image": e.moduleNode},
