@@ -107,6 +107,23 @@ type Instance struct {
 // wasmtimec's Trapped, Cancelled (time limit) or Exited.
 type CallError = wasmtimec.CallError
 
+// Imports lists the names a component program imports (interfaces such as
+// "wasi:filesystem/types@0.2.0", or plain names), so that a host can vet
+// them before instantiating: the WASI p2 a Linker defines includes
+// interfaces (wasi:sockets) that not every host means to grant. A core
+// module is an errdefs.ErrInvalidArgument error.
+func (p *Program) Imports() ([]string, error) {
+	cp, ok := p.impl.(*componentProgram)
+	if !ok {
+		return nil, fmt.Errorf("imports of %s: not a component: %w", p.digest, errdefs.ErrInvalidArgument)
+	}
+	imps, err := cp.c.Imports()
+	if err != nil {
+		return nil, fmt.Errorf("imports of %s: %w", p.digest, err)
+	}
+	return imps, nil
+}
+
 // Instantiate makes an instance of a component program.
 func (p *Program) Instantiate(spec InstanceSpec) (*Instance, error) {
 	cp, ok := p.impl.(*componentProgram)
