@@ -369,7 +369,11 @@ func deviceFrom(d wrt.Value) (*v0.Device, error) {
 }
 
 // httpGet serves the akri:discovery/http import: GET to a granted host only.
-func (s *componentSource) httpGet(_ any, args []wrt.Value) ([]wrt.Value, error) {
+// ctx is the calling discover/watch call's (the runtime passes it): the
+// request ends with that call's time limit or the stream, at the latest
+// after httpTimeout, so that no request outlives the call that made it (the
+// guest cannot be stopped while the host call runs).
+func (s *componentSource) httpGet(ctx context.Context, _ any, args []wrt.Value) ([]wrt.Value, error) {
 	fail := func(format string, a ...any) ([]wrt.Value, error) {
 		return []wrt.Value{wrt.Err(wrt.String(fmt.Sprintf(format, a...)))}, nil
 	}
@@ -383,7 +387,7 @@ func (s *componentSource) httpGet(_ any, args []wrt.Value) ([]wrt.Value, error) 
 	if !s.granted(u) {
 		return fail("refused: host %s is not granted to discovery handler %s", u.Host, s.spec.Name)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), httpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, httpTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
