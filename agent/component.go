@@ -187,6 +187,9 @@ func checkWITVersion(wasm []byte) error {
 func witCompatible(v string) bool {
 	want := strings.Split(WITVersion, ".")
 	got := strings.Split(v, ".")
+	if len(got) != 3 {
+		return false
+	}
 	if want[0] != "0" {
 		return got[0] == want[0]
 	}
@@ -215,8 +218,68 @@ func (s *componentSource) load(ctx context.Context) (*wrt.Program, error) {
 	if err != nil {
 		return nil, err
 	}
+	imports, err := p.Imports()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkImports(imports); err != nil {
+		return nil, err
+	}
 	s.prog = p
 	return p, nil
+}
+
+// wasiGranted are the WASI 0.2 interfaces a component handler may import,
+// by package (every interface) or package/interface. The linker defines all
+// of WASI 0.2 (wasmtime's C API offers no way to leave an interface out),
+// so what is not granted here must be refused before instantiating:
+// wasi:sockets, above all, and wasi:http. Instances get no network and no
+// stdin; stdout and stderr are discarded.
+var wasiGranted = map[string]bool{
+	"wasi:io": true, "wasi:clocks": true, "wasi:random": true, "wasi:filesystem": true,
+	"wasi:cli/environment": true, "wasi:cli/exit": true,
+	"wasi:cli/stdin": true, "wasi:cli/stdout": true, "wasi:cli/stderr": true,
+	"wasi:cli/terminal-input": true, "wasi:cli/terminal-output": true,
+	"wasi:cli/terminal-stdin": true, "wasi:cli/terminal-stdout": true, "wasi:cli/terminal-stderr": true,
+}
+
+// checkImports refuses a component that imports anything beyond WASI 0.2
+// (wasiGranted) and the akri:discovery types and http interfaces (http is
+// limited to the hosts granted to the handler), naming what it refuses.
+func checkImports(imports []string) error {
+	var bad []string
+	for _, name := range imports {
+		if !importGranted(name) {
+			bad = append(bad, name)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	what := "import"
+	if len(bad) > 1 {
+		what = "imports"
+	}
+	return fmt.Errorf("%s %s not granted: a discovery handler may import only WASI 0.2 io, clocks, random, filesystem (its preopens), cli (environment, exit, stdio, terminal) and %s types and http",
+		what, strings.Join(bad, ", "), WITPackage)
+}
+
+func importGranted(name string) bool {
+	iface, version, ok := strings.Cut(name, "@")
+	if !ok {
+		return false
+	}
+	pkg, _, ok := strings.Cut(iface, "/")
+	if !ok {
+		return false
+	}
+	switch pkg {
+	case "wasi:io", "wasi:clocks", "wasi:random", "wasi:filesystem", "wasi:cli":
+		return (wasiGranted[pkg] || wasiGranted[iface]) && strings.HasPrefix(version, "0.2.")
+	case WITPackage:
+		return (iface == WITPackage+"/types" || iface == WITPackage+"/http") && witCompatible(version)
+	}
+	return false
 }
 
 // sourceError is a failure of a component handler worth an Event: its own

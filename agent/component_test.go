@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	// Only to write test components in the text format (the agent itself
+	// reaches wasmtime through package runtime alone).
+	"github.com/bytecodealliance/wasmtime-go/v39"
+
 	v0 "github.com/wasilet/wasilet/proto/v0"
 	wrt "github.com/wasilet/wasilet/runtime"
 )
@@ -52,6 +56,104 @@ func builtHandler(t *testing.T, name string) []byte {
 		t.Skipf("component handler not built: %v", err)
 	}
 	return b
+}
+
+func wat(t *testing.T, text string) []byte {
+	t.Helper()
+	b, err := wasmtime.Wat2Wasm(text)
+	if err != nil {
+		t.Fatalf("wat2wasm: %v", err)
+	}
+	return b
+}
+
+func TestCheckImports(t *testing.T) {
+	const forbidden = "not granted: a discovery handler may import only"
+	tests := []struct {
+		name    string
+		imports []string
+		want    string // "" = granted; else a substring of the error
+	}{
+		{"none", nil, ""},
+		{"jco reactor adapter", []string{
+			"wasi:cli/environment@0.2.12", "wasi:cli/exit@0.2.12", "wasi:io/error@0.2.12", "wasi:io/poll@0.2.12",
+			"wasi:io/streams@0.2.12", "wasi:cli/stdin@0.2.12", "wasi:cli/stdout@0.2.12", "wasi:cli/stderr@0.2.12",
+			"wasi:cli/terminal-input@0.2.12", "wasi:cli/terminal-output@0.2.12", "wasi:cli/terminal-stdin@0.2.12",
+			"wasi:cli/terminal-stdout@0.2.12", "wasi:cli/terminal-stderr@0.2.12", "wasi:clocks/monotonic-clock@0.2.12",
+			"wasi:clocks/wall-clock@0.2.12", "wasi:filesystem/types@0.2.12", "wasi:filesystem/preopens@0.2.12",
+			"wasi:random/random@0.2.12", "wasi:random/insecure@0.2.0",
+		}, ""},
+		{"akri types and http", []string{"akri:discovery/types@0.1.0", "akri:discovery/http@0.1.3"}, ""},
+		{"tcp", []string{"wasi:io/streams@0.2.0", "wasi:sockets/tcp@0.2.0"}, "import wasi:sockets/tcp@0.2.0 " + forbidden},
+		{"name lookup", []string{"wasi:sockets/ip-name-lookup@0.2.0"}, "import wasi:sockets/ip-name-lookup@0.2.0 not granted"},
+		{"several", []string{"wasi:sockets/udp@0.2.0", "wasi:clocks/wall-clock@0.2.0", "wasi:http/outgoing-handler@0.2.0"},
+			"imports wasi:sockets/udp@0.2.0, wasi:http/outgoing-handler@0.2.0 not granted"},
+		{"cli beyond stdio", []string{"wasi:cli/run@0.2.0"}, "import wasi:cli/run@0.2.0 not granted"},
+		{"WASI 0.3", []string{"wasi:clocks/wall-clock@0.3.0"}, "import wasi:clocks/wall-clock@0.3.0 not granted"},
+		{"no version", []string{"wasi:clocks/wall-clock"}, "not granted"},
+		{"plain name", []string{"get"}, "import get not granted"},
+		{"akri handler import", []string{"akri:discovery/handler@0.1.0"}, "not granted"},
+		{"akri other version", []string{"akri:discovery/http@0.2.0"}, "not granted"},
+		{"akri bad version", []string{"akri:discovery/http@x"}, "not granted"},
+		{"other package", []string{"acme:evil/ports@0.2.0"}, "not granted"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkImports(tc.imports)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestComponentImportRefused: a handler importing wasi:sockets (which the
+// runtime's WASI linker would satisfy) is refused before it is
+// instantiated, with an error that names the interface and reaches the
+// Event path (a sourceError); one importing only what is granted loads.
+func TestComponentImportRefused(t *testing.T) {
+	sockets := wat(t, `(component
+	  (import "wasi:clocks/wall-clock@0.2.0" (instance))
+	  (import "wasi:sockets/ip-name-lookup@0.2.0" (instance))
+	  (instance $h)
+	  (export "akri:discovery/handler@0.1.0" (instance $h)))`)
+	s := testSource(t, ComponentHandler{Name: "sockets"}, sockets)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.discover(ctx, &v0.DiscoverRequest{}, func([]*v0.Device) { t.Error("devices sent") })
+	var se *sourceError
+	if !errors.As(err, &se) {
+		t.Fatalf("got %v, want a sourceError", err)
+	}
+	const want = "component handler sockets: import wasi:sockets/ip-name-lookup@0.2.0 not granted: "
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got %q, want it to start with %q", err, want)
+	}
+
+	granted := wat(t, `(component
+	  (import "wasi:clocks/wall-clock@0.2.0" (instance))
+	  (import "akri:discovery/types@0.1.0" (instance))
+	  (instance $h)
+	  (export "akri:discovery/handler@0.1.0" (instance $h)))`)
+	if _, err := testSource(t, ComponentHandler{}, granted).load(ctx); err != nil {
+		t.Fatalf("granted imports refused: %v", err)
+	}
+}
+
+// TestBuiltHandlersImportsGranted: the Go handlers built by hack/wasm.sh
+// (through jco's preview1 reactor adapter) import only what is granted.
+func TestBuiltHandlersImportsGranted(t *testing.T) {
+	for _, name := range []string{"debug-echo-component", "http-inventory-component", "hostile-component"} {
+		t.Run(name, func(t *testing.T) {
+			s := testSource(t, ComponentHandler{Name: name}, builtHandler(t, name))
+			if _, err := s.load(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
 
 // TestHTTPGetEndsWithCall: an HTTP request of a handler ends with the
