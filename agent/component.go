@@ -73,7 +73,14 @@ func ParseComponentHandler(s string) (ComponentHandler, error) {
 		k, v, _ := strings.Cut(p, "=")
 		switch k {
 		case "shared":
-			h.Shared = v == "" || v == "true"
+			switch p {
+			case "shared", "shared=true":
+				h.Shared = true
+			case "shared=false":
+				h.Shared = false
+			default:
+				return h, fmt.Errorf("component handler %s: %q: want shared, shared=true or shared=false", name, p)
+			}
 		case "dir":
 			f := strings.Split(v, ":")
 			if len(f) < 2 || len(f) > 3 || f[0] == "" || f[1] == "" || (len(f) == 3 && f[2] != "ro") {

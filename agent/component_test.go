@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +210,70 @@ func TestHTTPGetEndsWithCall(t *testing.T) {
 				t.Fatal("the request was not cancelled")
 			}
 			t.Logf("returned after %v: %v", took, err)
+		})
+	}
+}
+
+func TestParseComponentHandler(t *testing.T) {
+	tests := []struct {
+		flag    string
+		want    ComponentHandler
+		wantErr string
+	}{
+		{flag: "debugEcho=127.0.0.1:5000/debug-echo-component:v1",
+			want: ComponentHandler{Name: "debugEcho", Ref: "127.0.0.1:5000/debug-echo-component:v1"}},
+		{flag: "h=./h.wasm,shared", want: ComponentHandler{Name: "h", Ref: "./h.wasm", Shared: true}},
+		{flag: "h=./h.wasm,shared=true", want: ComponentHandler{Name: "h", Ref: "./h.wasm", Shared: true}},
+		{flag: "h=./h.wasm,shared,shared=false", want: ComponentHandler{Name: "h", Ref: "./h.wasm"}},
+		{flag: "h=/h.wasm,dir=/var/a:/a,dir=/b:/data:ro",
+			want: ComponentHandler{Name: "h", Ref: "/h.wasm", Mounts: []wrt.Mount{
+				{HostPath: "/var/a", GuestPath: "/a"}, {HostPath: "/b", GuestPath: "/data", ReadOnly: true}}}},
+		{flag: "h=/h.wasm,http=Inventory.Example:8080;;10.0.0.1,http=b",
+			want: ComponentHandler{Name: "h", Ref: "/h.wasm", HTTPHosts: []string{"inventory.example:8080", "10.0.0.1", "b"}}},
+		{flag: "h=/h.wasm,http=", want: ComponentHandler{Name: "h", Ref: "/h.wasm"}},
+		{flag: "h=/h.wasm,memory=64Mi", want: ComponentHandler{Name: "h", Ref: "/h.wasm", MemoryLimit: 64 << 20}},
+		{flag: "h=/h.wasm,memory=1G", want: ComponentHandler{Name: "h", Ref: "/h.wasm", MemoryLimit: 1e9}},
+		{flag: "h=/h.wasm,timeout=2s,watch=1m", want: ComponentHandler{Name: "h", Ref: "/h.wasm", CallLimit: 2 * time.Second, Watch: time.Minute}},
+		{flag: "h=r,shared,dir=/a:/a:ro,http=x,memory=64Mi,timeout=1s,watch=500ms",
+			want: ComponentHandler{Name: "h", Ref: "r", Shared: true, Mounts: []wrt.Mount{{HostPath: "/a", GuestPath: "/a", ReadOnly: true}},
+				HTTPHosts: []string{"x"}, MemoryLimit: 64 << 20, CallLimit: time.Second, Watch: 500 * time.Millisecond}},
+
+		{flag: "", wantErr: `component handler "": want NAME=REF[,option…]`},
+		{flag: "debugEcho", wantErr: `component handler "debugEcho": want NAME=REF[,option…]`},
+		{flag: "=ref", wantErr: `component handler "=ref": want NAME=REF[,option…]`},
+		{flag: "h=", wantErr: `component handler "h=": want NAME=REF[,option…]`},
+		{flag: "h=r,shared=yes", wantErr: `component handler h: "shared=yes": want shared, shared=true or shared=false`},
+		{flag: "h=r,dir=/a", wantErr: `component handler h: dir="/a": want HOST:GUEST[:ro]`},
+		{flag: "h=r,dir=:/a", wantErr: `component handler h: dir=":/a": want HOST:GUEST[:ro]`},
+		{flag: "h=r,dir=/a:", wantErr: `component handler h: dir="/a:": want HOST:GUEST[:ro]`},
+		{flag: "h=r,dir=/a:/a:rw", wantErr: `component handler h: dir="/a:/a:rw": want HOST:GUEST[:ro]`},
+		{flag: "h=r,dir=/a:/a:ro:x", wantErr: `component handler h: dir="/a:/a:ro:x": want HOST:GUEST[:ro]`},
+		{flag: "h=r,memory=lots", wantErr: `component handler h: memory="lots": not a size`},
+		{flag: "h=r,memory=0", wantErr: `component handler h: memory="0": not a size`},
+		{flag: "h=r,memory=-1Mi", wantErr: `component handler h: memory="-1Mi": not a size`},
+		{flag: "h=r,timeout=5", wantErr: `component handler h: timeout="5": not a positive duration`},
+		{flag: "h=r,timeout=0s", wantErr: `component handler h: timeout="0s": not a positive duration`},
+		{flag: "h=r,watch=-1s", wantErr: `component handler h: watch="-1s": not a positive duration`},
+		{flag: "h=r,watch", wantErr: `component handler h: watch="": not a positive duration`},
+		{flag: "h=r,sockets", wantErr: `component handler h: unknown option "sockets"`},
+		{flag: "h=r,mem=1Mi", wantErr: `component handler h: unknown option "mem=1Mi"`},
+		{flag: "h=r,", wantErr: `component handler h: unknown option ""`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.flag, func(t *testing.T) {
+			got, err := ParseComponentHandler(tc.flag)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("got %+v, %v; want error %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
 		})
 	}
 }
