@@ -73,7 +73,14 @@ func ParseComponentHandler(s string) (ComponentHandler, error) {
 		k, v, _ := strings.Cut(p, "=")
 		switch k {
 		case "shared":
-			h.Shared = v == "" || v == "true"
+			switch p {
+			case "shared", "shared=true":
+				h.Shared = true
+			case "shared=false":
+				h.Shared = false
+			default:
+				return h, fmt.Errorf("component handler %s: %q: want shared, shared=true or shared=false", name, p)
+			}
 		case "dir":
 			f := strings.Split(v, ":")
 			if len(f) < 2 || len(f) > 3 || f[0] == "" || f[1] == "" || (len(f) == 3 && f[2] != "ro") {
@@ -187,6 +194,9 @@ func checkWITVersion(wasm []byte) error {
 func witCompatible(v string) bool {
 	want := strings.Split(WITVersion, ".")
 	got := strings.Split(v, ".")
+	if len(got) != 3 {
+		return false
+	}
 	if want[0] != "0" {
 		return got[0] == want[0]
 	}
@@ -215,8 +225,68 @@ func (s *componentSource) load(ctx context.Context) (*wrt.Program, error) {
 	if err != nil {
 		return nil, err
 	}
+	imports, err := p.Imports()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkImports(imports); err != nil {
+		return nil, err
+	}
 	s.prog = p
 	return p, nil
+}
+
+// wasiGranted are the WASI 0.2 interfaces a component handler may import,
+// by package (every interface) or package/interface. The linker defines all
+// of WASI 0.2 (wasmtime's C API offers no way to leave an interface out),
+// so what is not granted here must be refused before instantiating:
+// wasi:sockets, above all, and wasi:http. Instances get no network and no
+// stdin; stdout and stderr are discarded.
+var wasiGranted = map[string]bool{
+	"wasi:io": true, "wasi:clocks": true, "wasi:random": true, "wasi:filesystem": true,
+	"wasi:cli/environment": true, "wasi:cli/exit": true,
+	"wasi:cli/stdin": true, "wasi:cli/stdout": true, "wasi:cli/stderr": true,
+	"wasi:cli/terminal-input": true, "wasi:cli/terminal-output": true,
+	"wasi:cli/terminal-stdin": true, "wasi:cli/terminal-stdout": true, "wasi:cli/terminal-stderr": true,
+}
+
+// checkImports refuses a component that imports anything beyond WASI 0.2
+// (wasiGranted) and the akri:discovery types and http interfaces (http is
+// limited to the hosts granted to the handler), naming what it refuses.
+func checkImports(imports []string) error {
+	var bad []string
+	for _, name := range imports {
+		if !importGranted(name) {
+			bad = append(bad, name)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	what := "import"
+	if len(bad) > 1 {
+		what = "imports"
+	}
+	return fmt.Errorf("%s %s not granted: a discovery handler may import only WASI 0.2 io, clocks, random, filesystem (its preopens), cli (environment, exit, stdio, terminal) and %s types and http",
+		what, strings.Join(bad, ", "), WITPackage)
+}
+
+func importGranted(name string) bool {
+	iface, version, ok := strings.Cut(name, "@")
+	if !ok {
+		return false
+	}
+	pkg, _, ok := strings.Cut(iface, "/")
+	if !ok {
+		return false
+	}
+	switch pkg {
+	case "wasi:io", "wasi:clocks", "wasi:random", "wasi:filesystem", "wasi:cli":
+		return (wasiGranted[pkg] || wasiGranted[iface]) && strings.HasPrefix(version, "0.2.")
+	case WITPackage:
+		return (iface == WITPackage+"/types" || iface == WITPackage+"/http") && witCompatible(version)
+	}
+	return false
 }
 
 // sourceError is a failure of a component handler worth an Event: its own
@@ -369,7 +439,11 @@ func deviceFrom(d wrt.Value) (*v0.Device, error) {
 }
 
 // httpGet serves the akri:discovery/http import: GET to a granted host only.
-func (s *componentSource) httpGet(_ any, args []wrt.Value) ([]wrt.Value, error) {
+// ctx is the calling discover/watch call's (the runtime passes it): the
+// request ends with that call's time limit or the stream, at the latest
+// after httpTimeout, so that no request outlives the call that made it (the
+// guest cannot be stopped while the host call runs).
+func (s *componentSource) httpGet(ctx context.Context, _ any, args []wrt.Value) ([]wrt.Value, error) {
 	fail := func(format string, a ...any) ([]wrt.Value, error) {
 		return []wrt.Value{wrt.Err(wrt.String(fmt.Sprintf(format, a...)))}, nil
 	}
@@ -383,7 +457,7 @@ func (s *componentSource) httpGet(_ any, args []wrt.Value) ([]wrt.Value, error) 
 	if !s.granted(u) {
 		return fail("refused: host %s is not granted to discovery handler %s", u.Host, s.spec.Name)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), httpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, httpTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {

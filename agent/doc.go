@@ -36,5 +36,10 @@
 // a loop of watch calls on an instance per Configuration (runtime.Instance,
 // memory and per-call time limits), so its lists reach the same merge,
 // Instances and plugins. Its failures are Events and restarts with the
-// streams' back-off; its http import reaches granted hosts only.
+// streams' back-off. It is refused, before it runs, if it is built for
+// another WIT version or imports anything beyond WASI 0.2 io, clocks,
+// random, filesystem and cli stdio and akri:discovery types and http
+// (checkImports: the runtime's WASI linker would also satisfy wasi:sockets).
+// Its http import reaches granted hosts only, each request bounded by the
+// watch call that made it.
 package agent

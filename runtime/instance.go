@@ -45,9 +45,13 @@ const (
 	KindResult = wasmtimec.KindResult
 )
 
-// HostFunc serves an imported function for instances; data is the
-// InstanceSpec.Data of the calling instance. An error traps the call.
-type HostFunc func(data any, args []Value) ([]Value, error)
+// HostFunc serves an imported function for instances. ctx is the context of
+// the Instance.Call in progress (context.Background() during
+// Instantiate): its deadline is the call's time limit, and a guest in a host
+// function cannot be stopped until the function returns, so one that may
+// block must end with ctx. data is the InstanceSpec.Data of the calling
+// instance. An error traps the call.
+type HostFunc func(ctx context.Context, data any, args []Value) ([]Value, error)
 
 // Import is a definition an instance may import beyond WASI p2: an
 // interface of types only (Func empty) or one function of an interface.
@@ -65,12 +69,7 @@ type Linker struct{ l *wasmtimec.Linker }
 func (e *Engine) NewLinker(imports []Import) (*Linker, error) {
 	defs := make([]wasmtimec.HostDef, len(imports))
 	for i, im := range imports {
-		var fn wasmtimec.HostFunc
-		if im.Fn != nil {
-			f := im.Fn
-			fn = func(store any, args []wasmtimec.Val) ([]wasmtimec.Val, error) { return f(store, args) }
-		}
-		defs[i] = wasmtimec.HostDef{Interface: im.Interface, Func: im.Func, Fn: fn}
+		defs[i] = wasmtimec.HostDef{Interface: im.Interface, Func: im.Func, Fn: wasmtimec.HostFunc(im.Fn)}
 	}
 	l, err := wasmtimec.NewLinker(e.engine, defs)
 	if err != nil {
@@ -107,6 +106,23 @@ type Instance struct {
 // wasmtimec's Trapped, Cancelled (time limit) or Exited.
 type CallError = wasmtimec.CallError
 
+// Imports lists the names a component program imports (interfaces such as
+// "wasi:filesystem/types@0.2.0", or plain names), so that a host can vet
+// them before instantiating: the WASI p2 a Linker defines includes
+// interfaces (wasi:sockets) that not every host means to grant. A core
+// module is an errdefs.ErrInvalidArgument error.
+func (p *Program) Imports() ([]string, error) {
+	cp, ok := p.impl.(*componentProgram)
+	if !ok {
+		return nil, fmt.Errorf("imports of %s: not a component: %w", p.digest, errdefs.ErrInvalidArgument)
+	}
+	imps, err := cp.c.Imports()
+	if err != nil {
+		return nil, fmt.Errorf("imports of %s: %w", p.digest, err)
+	}
+	return imps, nil
+}
+
 // Instantiate makes an instance of a component program.
 func (p *Program) Instantiate(spec InstanceSpec) (*Instance, error) {
 	cp, ok := p.impl.(*componentProgram)
@@ -135,8 +151,8 @@ func (p *Program) Instantiate(spec InstanceSpec) (*Instance, error) {
 
 // Call calls fn of the exported interface iface with args and returns its
 // nresults results. ctx's deadline is the call's time limit: the guest is
-// stopped within about one epoch tick of it (a guest sleeping in a host
-// call, when the call returns).
+// stopped within about one epoch tick of it (a guest in a host call, when
+// the call returns; host functions get ctx to return with it).
 func (i *Instance) Call(ctx context.Context, iface, fn string, args []Value, nresults int) (res []Value, err error) {
 	defer func() {
 		if r := recover(); r != nil {

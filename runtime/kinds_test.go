@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -244,5 +245,31 @@ func TestComponentBadInput(t *testing.T) {
 	}
 	if _, err := p.Run(ctx, runtime.Spec{}); err == nil || !strings.Contains(err.Error(), "wasi:nope/missing") {
 		t.Fatalf("missing import: got %v", err)
+	}
+}
+
+func TestProgramImports(t *testing.T) {
+	cache := t.TempDir()
+	wasm := watModule(t, `(component
+	  (import "wasi:sockets/tcp@0.2.0" (instance))
+	  (import "wasi:clocks/wall-clock@0.2.0" (instance)))`)
+	want := []string{"wasi:sockets/tcp@0.2.0", "wasi:clocks/wall-clock@0.2.0"}
+	// Compiled, then (a new engine on the same cache) deserialized.
+	for _, from := range []string{"compiled", "cached"} {
+		p, err := newEngine(t, cache).Load(context.Background(), wasm, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := p.Imports()
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("%s: imports %q, %v; want %q", from, got, err, want)
+		}
+	}
+	mod, err := newEngine(t, "").Load(context.Background(), watModule(t, `(module)`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mod.Imports(); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("core module: got %v, want an invalid-argument error", err)
 	}
 }

@@ -78,7 +78,8 @@ func TestComponentReferenceScenario(t *testing.T) {
 // reach a host they were not granted are stopped or refused, reported as
 // Events on their Configuration, and neither the agent nor another
 // component handler (debugEcho, serving meanwhile) is affected; a handler
-// component built for another WIT version is refused with a clear Event.
+// component built for another WIT version, or importing wasi:sockets, is
+// refused with a clear Event.
 func TestComponentHandlerContainment(t *testing.T) {
 	hostile := nodetest.WasmFile(t, "hostile-component.component.wasm")
 	other := filepath.Join(t.TempDir(), "v02.component.wasm")
@@ -92,13 +93,21 @@ func TestComponentHandlerContainment(t *testing.T) {
 	if err := os.WriteFile(other, []byte(strings.NewReplacer("akri:discovery/handler@0.1.0", "akri:discovery/handler@0.2.0", "akri:discovery/types@0.1.0", "akri:discovery/types@0.2.0").Replace(string(b))), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The same component importing wasi:sockets/network in place of
+	// wasi:cli/environment (same length; it would not even link, but the
+	// agent refuses it by its imports first).
+	sockets := filepath.Join(t.TempDir(), "sockets.component.wasm")
+	if err := os.WriteFile(sockets, []byte(strings.ReplaceAll(string(b), "wasi:cli/environment@", "wasi:sockets/network@")), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	secret := filepath.Join(t.TempDir(), "secret.txt")
 	if err := os.WriteFile(secret, []byte("s3cr3t"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	env, c, ns, n, _ := componentRig(t,
 		"--component-handler", "hostile="+hostile+",memory=64Mi,timeout=2s,watch=1s",
-		"--component-handler", "versioned="+other)
+		"--component-handler", "versioned="+other,
+		"--component-handler", "sockets="+sockets)
 	_ = n
 	ctx := context.Background()
 	brokerImg := broker(t, env)
@@ -131,6 +140,12 @@ func TestComponentHandlerContainment(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, c, ns, "versioned", "DiscoveryFailed", "WIT version mismatch: the component is built for akri:discovery@0.2.0, this agent hosts akri:discovery@0.1.0")
+	so := configuration(ns, "sockets", "sockets", nil, 1, brokerImg)
+	so.Spec.DiscoveryHandler.DiscoveryDetails = "ok"
+	if err := c.Create(ctx, so); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, c, ns, "sockets", "DiscoveryFailed", "component handler sockets: import wasi:sockets/network@0.2")
 
 	// The good handler was never disturbed, and the agent still answers.
 	waitCounts(t, c, ns, "good", 1, 1, 2, 30*time.Second)

@@ -142,7 +142,7 @@ func discoverCost(b *testing.B, calls int) (component, native []float64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	noHTTP := func(any, []wrt.Value) ([]wrt.Value, error) {
+	noHTTP := func(context.Context, any, []wrt.Value) ([]wrt.Value, error) {
 		return []wrt.Value{wrt.Err(wrt.String("not granted"))}, nil
 	}
 	l, err := e.NewLinker([]wrt.Import{

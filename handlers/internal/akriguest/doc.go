@@ -24,6 +24,7 @@
 //
 // HTTPGet calls the world's akri:discovery/http import.
 //
-// Outside GOOS=wasip1 the package has only its types, so handlers' logic can
-// be unit-tested natively.
+// Outside GOOS=wasip1 the package has only its types (Serve records the
+// handler, HTTPGet fails), so handlers' logic can be unit-tested natively;
+// the layout constants are checked natively too (layout_test.go).
 package akriguest

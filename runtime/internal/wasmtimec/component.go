@@ -104,6 +104,41 @@ func (c *Component) IsCommand() bool {
 	return c.runFunc != nil
 }
 
+// Imports lists the names the component imports ("wasi:sockets/tcp@0.2.0",
+// or a plain name for a function or type imported by itself), in the
+// component's order: what a linker must define for it to instantiate. It
+// reads the component's type only; nothing is instantiated.
+func (c *Component) Imports() ([]string, error) {
+	if err := c.acquire(); err != nil {
+		return nil, err
+	}
+	defer c.release()
+	ep, err := enginePtr(c.engine)
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(c.engine)
+	ty := C.wasmtime_component_type(c.ptr)
+	if ty == nil {
+		return nil, errors.New("component imports: no type")
+	}
+	defer C.wasmtime_component_type_delete(ty)
+	n := int(C.wasmtime_component_type_import_count(ty, ep))
+	out := make([]string, 0, n)
+	for i := range n {
+		var name *C.char
+		var size C.size_t
+		var item C.wasmtime_component_item_t
+		if !C.wasmtime_component_type_import_nth(ty, ep, C.size_t(i), &name, &size, &item) {
+			return nil, fmt.Errorf("component imports: no import %d of %d", i, n)
+		}
+		// The name belongs to ty: copied before ty is deleted.
+		out = append(out, C.GoStringN(name, C.int(size)))
+		C.wasmtime_component_item_delete(&item)
+	}
+	return out, nil
+}
+
 // Serialize returns the compiled artifact, for Deserialize.
 func (c *Component) Serialize() ([]byte, error) {
 	if err := c.acquire(); err != nil {

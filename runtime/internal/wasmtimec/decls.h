@@ -37,6 +37,7 @@ typedef struct wasmtime_component_linker_t wasmtime_component_linker_t;
 typedef struct wasmtime_component_linker_instance_t
     wasmtime_component_linker_instance_t;
 typedef struct wasmtime_component_func_type_t wasmtime_component_func_type_t;
+typedef struct wasmtime_component_type_t wasmtime_component_type_t;
 typedef uint8_t wasmtime_update_deadline_kind_t;
 typedef size_t wasi_dir_perms;
 typedef size_t wasi_file_perms;
@@ -110,6 +111,22 @@ typedef size_t wasi_file_perms;
     } of;                                                                      \
   }
 
+// wasmtime/component/types/component.h: wasmtime_component_item_t, an
+// import's or export's type. It is only handed back to
+// wasmtime_component_item_delete; the union holds a pointer, or a
+// wasmtime_component_valtype_t (a u8 kind and a pointer).
+#define WASILET_DEF_COMPONENT_ITEM(tag)                                        \
+  struct tag {                                                                 \
+    uint8_t kind;                                                              \
+    union {                                                                    \
+      void *ptr;                                                               \
+      struct {                                                                 \
+        uint8_t kind;                                                          \
+        void *ptr;                                                             \
+      } type;                                                                  \
+    } of;                                                                      \
+  }
+
 // wasmtime/component/val.h: wasmtime_component_valrecord_entry_t.
 #define WASILET_DEF_COMPONENT_RECORD_ENTRY(tag)                                \
   struct tag {                                                                 \
@@ -168,6 +185,8 @@ typedef WASILET_DEF_COMPONENT_VAL(wasmtime_component_val)
     wasmtime_component_val_t;
 typedef WASILET_DEF_COMPONENT_RECORD_ENTRY(wasmtime_component_valrecord_entry)
     wasmtime_component_valrecord_entry_t;
+typedef WASILET_DEF_COMPONENT_ITEM(wasmtime_component_item_t)
+    wasmtime_component_item_t;
 #endif
 
 // ---- functions ----
@@ -274,6 +293,18 @@ wasmtime_component_export_index_t *wasmtime_component_get_export_index(
     const char *name, size_t name_len);
 void wasmtime_component_export_index_delete(
     wasmtime_component_export_index_t *export_index);
+wasmtime_component_type_t *
+wasmtime_component_type(const wasmtime_component_t *component);
+
+// wasmtime/component/types/component.h
+void wasmtime_component_type_delete(wasmtime_component_type_t *ty);
+size_t wasmtime_component_type_import_count(const wasmtime_component_type_t *ty,
+                                            const wasm_engine_t *engine);
+bool wasmtime_component_type_import_nth(
+    const wasmtime_component_type_t *ty, const wasm_engine_t *engine,
+    size_t nth, const char **name_ret, size_t *name_len_ret,
+    struct wasmtime_component_item_t *type_ret);
+void wasmtime_component_item_delete(struct wasmtime_component_item_t *ptr);
 
 // wasmtime/component/linker.h
 wasmtime_component_linker_t *

@@ -1,7 +1,8 @@
 // Package wasmtimec runs WASI p2 components through the C component API of
 // the libwasmtime that wasmtime-go v39 bundles (wasmtime-go has no Go
 // component API). It owns: compiling, serializing and deserializing
-// components (Compile, Deserialize, Component.Serialize), running a command
+// components (Compile, Deserialize, Component.Serialize), listing a
+// component's imports (Component.Imports), running a command
 // component's wasi:cli/run export with a WASI p2 environment
 // (Component.Run: argv, env, preopens with read-only honoured, stdio files,
 // a memory limit, cancellation), long-lived instances called through typed

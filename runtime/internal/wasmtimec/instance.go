@@ -18,11 +18,15 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v39"
 )
 
-// HostFunc serves a function the component imports. store is the
-// InstanceConfig.StoreData of the calling instance. An error traps the
-// guest's call (the instance is dead afterwards); errors the guest should
-// see belong in the results (e.g. a result<_, string>).
-type HostFunc func(store any, args []Val) ([]Val, error)
+// HostFunc serves a function the component imports. ctx is the context of
+// the Instance.Call in progress (its deadline is the call's time limit; a
+// host function that blocks should end with it: the guest cannot be stopped
+// while the host function runs), or context.Background() during
+// instantiation. store is the InstanceConfig.StoreData of the calling
+// instance. An error traps the guest's call (the instance is dead
+// afterwards); errors the guest should see belong in the results (e.g. a
+// result<_, string>).
+type HostFunc func(ctx context.Context, store any, args []Val) ([]Val, error)
 
 // HostDef is one import a Linker defines beyond WASI p2: an interface of
 // types only (Func empty) or an interface with one function.
@@ -105,14 +109,19 @@ func wasmtimecHostCall(fn C.uintptr_t, store C.uintptr_t, args *C.uint8_t, n C.s
 		return C.CString("wasilet: unknown host function")
 	}
 	var data any
+	ctx := context.Background()
 	if store != 0 {
-		data = cgo.Handle(store).Value().(*storeData).v
+		sd := cgo.Handle(store).Value().(*storeData)
+		data = sd.v
+		if sd.ctx != nil {
+			ctx = sd.ctx
+		}
 	}
 	in, err := decodeVals(C.GoBytes(unsafe.Pointer(args), C.int(n)), -1)
 	if err != nil {
 		return C.CString("wasilet: " + err.Error())
 	}
-	res, err := callHost(f, data, in)
+	res, err := callHost(ctx, f, data, in)
 	if err != nil {
 		return C.CString(err.Error())
 	}
@@ -131,16 +140,23 @@ func wasmtimecHostCall(fn C.uintptr_t, store C.uintptr_t, args *C.uint8_t, n C.s
 	return nil
 }
 
-func callHost(f HostFunc, data any, in []Val) (res []Val, err error) {
+func callHost(ctx context.Context, f HostFunc, data any, in []Val) (res []Val, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("wasilet: host function panicked: %v", r)
 		}
 	}()
-	return f(data, in)
+	return f(ctx, data, in)
 }
 
-type storeData struct{ v any }
+// storeData is what host functions of an instance are called with: its
+// StoreData, and the context of the call in progress (set by Call, which
+// holds the instance's lock; host functions run on Call's goroutine, inside
+// its C call).
+type storeData struct {
+	v   any
+	ctx context.Context
+}
 
 // InstanceConfig is the environment of a long-lived instance.
 type InstanceConfig struct {
@@ -166,6 +182,7 @@ type Instance struct {
 	ptr    *C.wasmtimec_instance_t
 	cancel *C.wasmtimec_cancel_t
 	handle cgo.Handle
+	data   *storeData
 	dead   error
 }
 
@@ -214,7 +231,8 @@ func (c *Component) Instantiate(l *Linker, cfg InstanceConfig) (*Instance, error
 		C.wasi_config_delete(wasi)
 		return nil, errors.New("instantiate: out of memory")
 	}
-	h := cgo.NewHandle(&storeData{v: cfg.StoreData})
+	sd := &storeData{v: cfg.StoreData}
+	h := cgo.NewHandle(sd)
 	l.mu.Lock()
 	if l.ptr == nil {
 		l.mu.Unlock()
@@ -238,7 +256,7 @@ func (c *Component) Instantiate(l *Linker, cfg InstanceConfig) (*Instance, error
 		return nil, fmt.Errorf("instantiate component: %w", e)
 	}
 	ok = true
-	inst := &Instance{comp: c, ptr: ptr, cancel: cancel, handle: h}
+	inst := &Instance{comp: c, ptr: ptr, cancel: cancel, handle: h, data: sd}
 	runtime.SetFinalizer(inst, (*Instance).Close)
 	return inst, nil
 }
@@ -247,7 +265,7 @@ func (c *Component) Instantiate(l *Linker, cfg InstanceConfig) (*Instance, error
 // export) with args and returns its nresults results. Cancelling ctx (its
 // deadline is the call's time limit) stops the guest at the next epoch tick
 // and kills the instance; a guest blocked in a host call stops when the call
-// returns.
+// returns (host functions get ctx, to return with it).
 func (i *Instance) Call(ctx context.Context, iface, fn string, args []Val, nresults int) ([]Val, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -279,7 +297,9 @@ func (i *Instance) Call(ctx context.Context, iface, fn string, args []Val, nresu
 	stop := context.AfterFunc(ctx, func() { C.wasmtimec_cancel_set(i.cancel) })
 	var out C.wasmtimec_buf_t
 	var msg *C.char
+	i.data.ctx = ctx
 	status := C.wasmtimec_instance_call(i.ptr, cIface, cFn, argp, C.size_t(len(enc)), C.size_t(len(args)), C.size_t(nresults), &out, &msg)
+	i.data.ctx = nil
 	if !stop() {
 		// The flag may have been set after the call returned: the store
 		// can no longer be trusted to run, so the instance dies with it.

@@ -83,3 +83,14 @@ _Static_assert(WASILET_WASI_DIR_PERMS_WRITE == WASMTIME_WASI_DIR_PERMS_WRITE, ""
 _Static_assert(WASILET_WASI_FILE_PERMS_READ == WASMTIME_WASI_FILE_PERMS_READ, "");
 _Static_assert(WASILET_WASI_FILE_PERMS_WRITE == WASMTIME_WASI_FILE_PERMS_WRITE, "");
 _Static_assert(WASILET_UPDATE_DEADLINE_CONTINUE == WASMTIME_UPDATE_DEADLINE_CONTINUE, "");
+
+WASILET_DEF_COMPONENT_ITEM(check_item);
+SAME_LAYOUT(wasmtime_component_item_t, struct check_item);
+SAME_LAYOUT(wasmtime_component_item_union_t, ((struct check_item *)0)->of);
+SAME_LAYOUT(wasmtime_component_valtype_t, ((struct check_item *)0)->of.type);
+SAME_OFFSET(wasmtime_component_item_t, struct check_item, kind);
+SAME_OFFSET(wasmtime_component_item_t, struct check_item, of);
+SAME_OFFSET(wasmtime_component_item_t, struct check_item, of.type.kind);
+_Static_assert(offsetof(wasmtime_component_item_t, of.type.of) ==
+                   offsetof(struct check_item, of.type.ptr),
+               "offset of wasmtime_component_item_t.of.type.of");
