@@ -11,7 +11,6 @@ import (
 	_ "github.com/spf13/cobra"
 	_ "github.com/virtual-kubelet/virtual-kubelet/node"
 	_ "github.com/virtual-kubelet/virtual-kubelet/node/api"
-	_ "github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
 	_ "golang.org/x/crypto/blake2b"
 	_ "google.golang.org/grpc"
 	_ "google.golang.org/grpc/health"

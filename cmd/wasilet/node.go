@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -187,7 +186,7 @@ type podsWiring struct {
 	provider           *pods.Provider
 }
 
-func (w *podsWiring) newProvider(_ context.Context, pc node.ProviderConfig) (nodeutil.Provider, error) {
+func (w *podsWiring) newProvider(_ context.Context, pc node.ProviderConfig) (node.Provider, error) {
 	var err error
 	if w.engine, err = runtime.NewEngine(runtime.Options{CacheDir: filepath.Join(pc.DataDir, "cache")}); err != nil {
 		return nil, fmt.Errorf("wasmtime engine: %w", err)

@@ -11,13 +11,17 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
+	dto "github.com/prometheus/client_model/go"
+	vknode "github.com/virtual-kubelet/virtual-kubelet/node"
+	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
+	corev1listers "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
+	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
 
 // Defaults of Config.
@@ -175,7 +179,11 @@ type ProviderConfig struct {
 	// Pods reach CreatePod with env valueFrom/envFrom unresolved
 	// (virtual-kubelet's SkipDownwardAPIResolution): the provider resolves
 	// them.
-	nodeutil.ProviderConfig
+	Pods       corev1listers.PodLister
+	ConfigMaps corev1listers.ConfigMapLister
+	Secrets    corev1listers.SecretLister
+	Services   corev1listers.ServiceLister
+	Node       *corev1.Node
 	// Client is the node's own client (system:node:<name>).
 	Client kubernetes.Interface
 	// EventRecorder records events with source {component: wasilet, host: <node>},
@@ -190,7 +198,20 @@ type ProviderConfig struct {
 // NewProviderFunc builds the pod lifecycle provider. ctx ends when the node
 // stops. The provider may also implement node.PodNotifier (asynchronous pod
 // status), which virtual-kubelet detects.
-type NewProviderFunc func(ctx context.Context, pc ProviderConfig) (nodeutil.Provider, error)
+type NewProviderFunc func(ctx context.Context, pc ProviderConfig) (Provider, error)
+
+// Provider is what the node drives: virtual-kubelet's pod lifecycle for the
+// pod controller, and the kubelet API's pod routes (the same methods as
+// virtual-kubelet's nodeutil.Provider, whose package the node does not use).
+type Provider interface {
+	vknode.PodLifecycleHandler
+	GetContainerLogs(ctx context.Context, namespace, podName, containerName string, opts api.ContainerLogOpts) (io.ReadCloser, error)
+	RunInContainer(ctx context.Context, namespace, podName, containerName string, cmd []string, attach api.AttachIO) error
+	AttachToContainer(ctx context.Context, namespace, podName, containerName string, attach api.AttachIO) error
+	GetStatsSummary(context.Context) (*statsv1alpha1.Summary, error)
+	GetMetricsResource(context.Context) ([]*dto.MetricFamily, error)
+	PortForward(ctx context.Context, namespace, pod string, port int32, stream io.ReadWriteCloser) error
+}
 
 // Complete fills defaults in place and validates the result.
 func (c *Config) Complete() error {

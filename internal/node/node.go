@@ -10,18 +10,18 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
 	vkslog "github.com/virtual-kubelet/virtual-kubelet/log/slog"
 	vknode "github.com/virtual-kubelet/virtual-kubelet/node"
-	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -99,61 +99,55 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 	defer eb.Shutdown()
 	recorder := eb.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "wasilet", Host: cfg.NodeName})
 
-	// The handler needs the provider, which NewNode builds; it is plugged in
-	// before the HTTP server starts (in n.Run).
-	var handler lazyHandler
-	var providerErr error
-	newProvider := func(pc nodeutil.ProviderConfig) (nodeutil.Provider, vknode.NodeProvider, error) {
-		p, err := cfg.NewProvider(ctx, ProviderConfig{
-			ProviderConfig: pc,
-			Client:         client,
-			EventRecorder:  recorder,
-			NodeName:       cfg.NodeName,
-			NodeIP:         cfg.NodeIP,
-			DataDir:        cfg.DataDir,
-			Logger:         logger,
-		})
-		if err != nil {
-			providerErr = err
-			return nil, nil, err
-		}
-		if p == nil {
-			providerErr = errors.New("provider factory returned nil")
-			return nil, nil, providerErr
-		}
-		h, err := newHandler(p, func(context.Context) ([]*corev1.Pod, error) {
-			return pc.Pods.List(labels.Everything())
-		}, authConfig{client: client, nodeName: cfg.NodeName, clientCA: ca, logger: logger})
-		if err != nil {
-			return nil, nil, err
-		}
-		handler.set(h)
-		return p, status, nil
-	}
+	vklog.L = vkslog.FromSlog(logger)
+	ctx = vklog.WithLogger(ctx, vklog.L)
+
+	// virtual-kubelet's controllers, assembled as its nodeutil.NewNode
+	// would (informers of this node's pods and of config maps, secrets and
+	// services; a Lease; the provider's asynchronous status), without that
+	// package: its auth helpers link k8s.io/apiserver's delegating
+	// authentication, which every wasilet process would pay for at start.
+	kc := nodeScopedClient{client}
+	podInformers := informers.NewSharedInformerFactoryWithOptions(kc, informerResync,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName).String()
+		}))
+	objInformers := informers.NewSharedInformerFactoryWithOptions(kc, informerResync)
+	podInformer := podInformers.Core().V1().Pods()
+	secretInformer := objInformers.Core().V1().Secrets()
+	configMapInformer := objInformers.Core().V1().ConfigMaps()
+	serviceInformer := objInformers.Core().V1().Services()
 
 	initial := status.initial()
-	// virtual-kubelet's logger stays the default no-op until NewNode is done:
-	// NewNode warns about a missing in-cluster config before our client
-	// replaces its default one, which would only confuse an operator.
-	n, err := nodeutil.NewNode(cfg.NodeName, newProvider, func(nc *nodeutil.NodeConfig) error {
-		nc.Client = nodeScopedClient{client}
-		nc.NodeSpec = *initial
-		nc.HTTPListenAddr = net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
-		nc.Handler = &handler
-		nc.TLSConfig = &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			GetCertificate: creds.serving,
-			// Client certificates are verified by the authenticator against
-			// the client CA; a request without one may carry a token.
-			ClientAuth: tls.RequestClientCert,
-		}
-		nc.EventRecorder = recorder
-		nc.NumWorkers = podWorkers
-		nc.PodControllerConfigOpts = append(nc.PodControllerConfigOpts, podQueueRateLimits)
-		// The provider resolves env from config maps and secrets itself (see
-		// nodeScopedClient).
-		nc.SkipDownwardAPIResolution = true
-		nc.NodeStatusUpdateErrorHandler = func(ctx context.Context, err error) error {
+	p, err := cfg.NewProvider(ctx, ProviderConfig{
+		Pods:          podInformer.Lister(),
+		ConfigMaps:    configMapInformer.Lister(),
+		Secrets:       secretInformer.Lister(),
+		Services:      serviceInformer.Lister(),
+		Node:          initial,
+		Client:        client,
+		EventRecorder: recorder,
+		NodeName:      cfg.NodeName,
+		NodeIP:        cfg.NodeIP,
+		DataDir:       cfg.DataDir,
+		Logger:        logger,
+	})
+	if err == nil && p == nil {
+		err = errors.New("provider factory returned nil")
+	}
+	if err != nil {
+		return fmt.Errorf("pod provider: %w", err)
+	}
+	handler, err := newHandler(p, func(context.Context) ([]*corev1.Pod, error) {
+		return podInformer.Lister().List(labels.Everything())
+	}, authConfig{client: client, nodeName: cfg.NodeName, clientCA: ca, logger: logger})
+	if err != nil {
+		return err
+	}
+
+	nc, err := vknode.NewNodeController(status, initial, kc.CoreV1().Nodes(),
+		vknode.WithNodeEnableLeaseV1(kc.CoordinationV1().Leases(corev1.NamespaceNodeLease), vknode.DefaultLeaseDuration),
+		vknode.WithNodeStatusUpdateErrorHandler(func(ctx context.Context, err error) error {
 			if !apierrors.IsNotFound(err) {
 				return err
 			}
@@ -164,65 +158,114 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 				return fmt.Errorf("re-register node: %w", cerr)
 			}
 			return nil
-		}
-		return nil
-	})
+		}))
 	if err != nil {
-		if providerErr != nil {
-			return fmt.Errorf("pod provider: %w", providerErr)
-		}
-		return fmt.Errorf("node: %w", err)
+		return fmt.Errorf("node controller: %w", err)
+	}
+	pcc := vknode.PodControllerConfig{
+		PodClient:         kc.CoreV1(),
+		EventRecorder:     recorder,
+		Provider:          p,
+		PodInformer:       podInformer,
+		SecretInformer:    secretInformer,
+		ConfigMapInformer: configMapInformer,
+		ServiceInformer:   serviceInformer,
+		// The provider resolves env from config maps and secrets itself (see
+		// nodeScopedClient).
+		SkipDownwardAPIResolution: true,
+	}
+	podQueueRateLimits(&pcc)
+	pc, err := vknode.NewPodController(pcc)
+	if err != nil {
+		return fmt.Errorf("pod controller: %w", err)
 	}
 
-	vklog.L = vkslog.FromSlog(logger)
-	ctx = vklog.WithLogger(ctx, vklog.L)
+	// The kubelet API.
+	l, err := tls.Listen("tcp", net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port)), &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: creds.serving,
+		// Client certificates are verified by the authenticator against
+		// the client CA; a request without one may carry a token.
+		ClientAuth: tls.RequestClientCert,
+	})
+	if err != nil {
+		return fmt.Errorf("kubelet API listener: %w", err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
 
-	companionErr := make(chan error, len(cfg.Companions))
-	go func() {
-		if err := n.WaitReady(ctx, 0); err != nil {
-			return
-		}
-		logger.Info("node registered and ready",
-			"ip", cfg.NodeIP, "kubelet-api", net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port)),
-			"version", KubeletVersion(), "runtime", ContainerRuntimeVersion(),
-			"cpu", cfg.CPU.String(), "memory", cfg.Memory.String(), "pods", cfg.MaxPods)
-		for _, c := range cfg.Companions {
-			go func() {
-				if err := c(ctx, CompanionConfig{NodeName: cfg.NodeName, DataDir: cfg.DataDir, Rest: rest.CopyConfig(creds.rest), Logger: logger}); err != nil && ctx.Err() == nil {
-					companionErr <- err
-					cancel()
-				}
-			}()
-		}
+	go podInformers.Start(ctx.Done())
+	go objInformers.Start(ctx.Done())
+	defer podInformers.Shutdown()
+	defer objInformers.Shutdown()
+	go func() { _ = pc.Run(ctx, podWorkers) }()
+	defer func() {
+		cancel()
+		<-pc.Done()
 	}()
-	err = n.Run(ctx)
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-pc.Ready():
+	case <-pc.Done():
+		return controllerErr("pod controller", pc.Err(), ctx)
+	}
+	go func() { _ = nc.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-nc.Done()
+	}()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-nc.Ready():
+	case <-nc.Done():
+		return controllerErr("node controller", nc.Err(), ctx)
+	}
+
+	logger.Info("node registered and ready",
+		"ip", cfg.NodeIP, "kubelet-api", net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port)),
+		"version", KubeletVersion(), "runtime", ContainerRuntimeVersion(),
+		"cpu", cfg.CPU.String(), "memory", cfg.Memory.String(), "pods", cfg.MaxPods)
+	companionErr := make(chan error, len(cfg.Companions))
+	for _, c := range cfg.Companions {
+		go func() {
+			if err := c(ctx, CompanionConfig{NodeName: cfg.NodeName, DataDir: cfg.DataDir, Rest: rest.CopyConfig(creds.rest), Logger: logger}); err != nil && ctx.Err() == nil {
+				companionErr <- err
+				cancel()
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+	case <-pc.Done():
+		err = controllerErr("pod controller", pc.Err(), ctx)
+	case <-nc.Done():
+		err = controllerErr("node controller", nc.Err(), ctx)
+	}
 	select {
 	case cerr := <-companionErr:
 		return cerr
 	default:
 	}
-	if ctx.Err() != nil {
-		// Cancelled: a clean stop, whatever the controllers said on the way out.
-		return nil
-	}
-	if err == nil {
-		err = errors.New("node controllers stopped")
-	}
 	return err
 }
 
-// lazyHandler serves with a handler set after construction.
-type lazyHandler struct{ h atomic.Pointer[http.Handler] }
+// informerResync is the informers' full resync period (nodeutil's default).
+const informerResync = time.Minute
 
-func (l *lazyHandler) set(h http.Handler) { l.h.Store(&h) }
-
-func (l *lazyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := l.h.Load()
-	if h == nil {
-		writeStatus(w, http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "the node is starting")
-		return
+// controllerErr is what Run returns when a controller stopped: nil when ctx
+// was cancelled (a clean stop, whatever the controller said on the way
+// out).
+func controllerErr(name string, err error, ctx context.Context) error {
+	if ctx.Err() != nil {
+		return nil
 	}
-	(*h).ServeHTTP(w, r)
+	if err == nil {
+		return fmt.Errorf("%s stopped", name)
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // podQueueRateLimits replaces virtual-kubelet's default pod queue limiters

@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -44,7 +43,7 @@ func testConfig(t *testing.T) *Config {
 		Memory:      resource.MustParse("1Gi"),
 		MaxPods:     7,
 		Labels:      map[string]string{"kubernetes.io/arch": "amd64", "example.com/x": "y"},
-		NewProvider: func(context.Context, ProviderConfig) (nodeutil.Provider, error) { return nil, nil },
+		NewProvider: func(context.Context, ProviderConfig) (Provider, error) { return nil, nil },
 		Logger:      slog.New(slog.DiscardHandler),
 	}
 	if err := c.Complete(); err != nil {
@@ -183,7 +182,7 @@ func TestReadyFollowsHealthChecks(t *testing.T) {
 func TestCompleteErrors(t *testing.T) {
 	base := func() Config {
 		return Config{NodeName: "n", Kubeconfig: "k", DataDir: t.TempDir(), CPU: resource.MustParse("1"), Memory: resource.MustParse("1Gi"),
-			NewProvider: func(context.Context, ProviderConfig) (nodeutil.Provider, error) { return nil, nil }}
+			NewProvider: func(context.Context, ProviderConfig) (Provider, error) { return nil, nil }}
 	}
 	for _, tc := range []struct {
 		mut  func(*Config)
@@ -346,21 +345,6 @@ func TestNamingClient(t *testing.T) {
 	}
 	if !reusable(out, csrFor(t, k1)) {
 		t.Errorf("pending CSR for the same key not reusable")
-	}
-}
-
-func TestLazyHandler(t *testing.T) {
-	var l lazyHandler
-	w := httptest.NewRecorder()
-	l.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
-	if w.Code != http.StatusServiceUnavailable {
-		t.Errorf("before set: %d", w.Code)
-	}
-	l.set(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
-	w = httptest.NewRecorder()
-	l.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
-	if w.Code != 204 {
-		t.Errorf("after set: %d", w.Code)
 	}
 }
 

@@ -8,12 +8,10 @@ import (
 	"time"
 
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
-	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
-	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/client-go/kubernetes"
 	"log/slog"
 )
@@ -28,8 +26,7 @@ import (
 // Every route, /healthz included, is authenticated and authorized like the
 // kubelet's (--anonymous-auth=false, --authorization-mode=Webhook):
 //   - client certificates verified against the client CA, and bearer
-//     tokens through TokenReview (virtual-kubelet's nodeutil.WebhookAuth,
-//     built on k8s.io/apiserver's delegating authenticator);
+//     tokens through TokenReview (webhookAuth, webhookauth.go);
 //   - SubjectAccessReview for verb <http verb> on nodes/<subresource> named
 //     after the node: stats, metrics, log, healthz, pods, else proxy
 //     (healthz and pods fall back to proxy, as the kubelet's fine-grained
@@ -52,15 +49,8 @@ type authConfig struct {
 	logger   *slog.Logger
 }
 
-func newHandler(p nodeutil.Provider, podsFromKubernetes api.PodListerFunc, ac authConfig) (http.Handler, error) {
-	ca, err := dynamiccertificates.NewStaticCAContent("client-ca", ac.clientCA)
-	if err != nil {
-		return nil, fmt.Errorf("client CA: %w", err)
-	}
-	auth, err := nodeutil.WebhookAuth(ac.client, ac.nodeName, func(c *nodeutil.WebhookAuthConfig) error {
-		c.AuthnConfig.ClientCertificateCAContentProvider = ca
-		return nil
-	})
+func newHandler(p Provider, podsFromKubernetes api.PodListerFunc, ac authConfig) (http.Handler, error) {
+	auth, err := newWebhookAuth(ac.client, ac.clientCA)
 	if err != nil {
 		return nil, fmt.Errorf("kubelet API authentication: %w", err)
 	}

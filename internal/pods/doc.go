@@ -1,5 +1,5 @@
 // Package pods owns the pod lifecycle of a wasilet node: the
-// virtual-kubelet provider (nodeutil.Provider and node.PodNotifier) that
+// virtual-kubelet provider (node.Provider (internal/node) and node.PodNotifier) that
 // runs every pod bound to the node in wasmtime, in-process, one goroutine
 // per container.
 //

@@ -102,7 +102,7 @@ func (b BackOff) delay(n int) time.Duration {
 }
 
 // Provider is the virtual-kubelet provider of a wasilet node: it runs every
-// pod bound to the node in wasmtime. It implements nodeutil.Provider and
+// pod bound to the node in wasmtime. It implements node.Provider (internal/node) and
 // node.PodNotifier.
 type Provider struct {
 	cfg       Config
