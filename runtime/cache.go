@@ -212,6 +212,8 @@ func (e *Engine) PruneCache() (int, error) {
 			continue
 		}
 		tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+		more, _ := filepath.Glob(filepath.Join(dir, "files", ".tmp-*"))
+		tmps = append(tmps, more...)
 		for _, tmp := range tmps {
 			if fi, err := os.Stat(tmp); err == nil && time.Since(fi.ModTime()) > time.Hour {
 				if os.Remove(tmp) == nil {

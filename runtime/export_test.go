@@ -1,5 +1,7 @@
 package runtime
 
+import "os"
+
 // Test hooks for the external test package.
 
 func WriteArtifactForTest(path string, payload []byte) error { return writeArtifact(path, payload) }
@@ -7,3 +9,11 @@ func WriteArtifactForTest(path string, payload []byte) error { return writeArtif
 func CheckStoreLayoutForTest() error { return checkStoreLayout() }
 
 func CheckMemoryLayoutForTest() error { return checkMemoryLayout() }
+
+// CountFileReadsForTest counts LoadFile's reads of .wasm files until the
+// returned function restores the reader.
+func CountFileReadsForTest(n *int) func() {
+	orig := readAll
+	readAll = func(f *os.File) ([]byte, error) { *n++; return orig(f) }
+	return func() { readAll = orig }
+}

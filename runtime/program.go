@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -84,17 +86,67 @@ type loadEntry struct {
 	err  error
 }
 
-// LoadFile reads a .wasm file and loads it like Load.
+// LoadFile loads a .wasm file like Load. With a CacheDir it also remembers
+// the file's identity (device, inode, size, modification and change times)
+// beside its digest, so that a later LoadFile of the unchanged file whose
+// compiled artifact is cached reads neither the file nor hashes it: that is
+// most of a warm `wasilet run` outside package initialisation (~5 ms of a
+// 3 MB module). Any change to the file changes its change time, which the
+// kernel sets and nobody can set back, and the file is read and hashed
+// again.
 func (e *Engine) LoadFile(ctx context.Context, path string) (*Program, error) {
-	wasm, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
-	}
-	p, err := e.Load(ctx, wasm, "")
+	p, err := e.loadFile(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	return p, nil
+}
+
+func (e *Engine) loadFile(ctx context.Context, path string) (*Program, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	id, idErr := identify(f)
+	index := e.fileIndexPath(path)
+	if idErr == nil && index != "" {
+		if kind, key, ok := readFileIndex(index, id); ok && fileExists(e.artifactPath(key, kind)) {
+			p, err := e.loadKey(ctx, kind, key, func() ([]byte, error) {
+				wasm, err := readAll(f)
+				if err == nil && hashHex(wasm) != key {
+					err = errFileChanged
+				}
+				return wasm, err
+			})
+			if !errors.Is(err, errFileChanged) {
+				return p, err
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return nil, err
+			}
+		}
+	}
+	wasm, err := readAll(f)
+	if err != nil {
+		return nil, err
+	}
+	p, err := e.Load(ctx, wasm, "")
+	if err == nil && idErr == nil && index != "" {
+		writeFileIndex(index, id, p.kind, strings.TrimPrefix(p.digest, "sha256:"))
+	}
+	return p, err
+}
+
+var errFileChanged = errors.New("the file changed while it was being loaded")
+
+// readAll reads an opened .wasm file (a variable for tests that count
+// reads).
+var readAll = func(f *os.File) ([]byte, error) { return io.ReadAll(f) }
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return path != "" && err == nil
 }
 
 // Load returns the program for a wasm binary (core module or component,
@@ -115,7 +167,12 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, digest string) (*Program
 	if err != nil {
 		return nil, err
 	}
+	return e.loadKey(ctx, kind, key, func() ([]byte, error) { return wasm, nil })
+}
 
+// loadKey loads the program of kind with sha256 key; wasm gives its bytes
+// when they are needed (a compile).
+func (e *Engine) loadKey(ctx context.Context, kind Kind, key string, wasm func() ([]byte, error)) (*Program, error) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -151,11 +208,15 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, digest string) (*Program
 	return ent.prog, ent.err
 }
 
+func hashHex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
 // cacheKey is the hex sha256 of wasm, taken from digest when given.
 func cacheKey(wasm []byte, digest string) (string, error) {
 	if digest == "" {
-		sum := sha256.Sum256(wasm)
-		return hex.EncodeToString(sum[:]), nil
+		return hashHex(wasm), nil
 	}
 	hexsum, ok := strings.CutPrefix(digest, "sha256:")
 	if b, err := hex.DecodeString(hexsum); !ok || err != nil || len(b) != sha256.Size || strings.ToLower(hexsum) != hexsum {
@@ -165,7 +226,7 @@ func cacheKey(wasm []byte, digest string) (string, error) {
 }
 
 // load finds or compiles one program; it is called once per key at a time.
-func (e *Engine) load(kind Kind, key string, wasm []byte) (*Program, error) {
+func (e *Engine) load(kind Kind, key string, wasmFn func() ([]byte, error)) (*Program, error) {
 	var be backend
 	switch kind {
 	case KindModule:
@@ -191,6 +252,10 @@ func (e *Engine) load(kind Kind, key string, wasm []byte) (*Program, error) {
 			// feature set): discard and compile again.
 			e.discardArtifact(path)
 		}
+	}
+	wasm, err := wasmFn()
+	if err != nil {
+		return nil, err
 	}
 	impl, err := be.compile(wasm)
 	if err != nil {

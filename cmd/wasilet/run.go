@@ -86,7 +86,7 @@ start in milliseconds.`,
 				cacheDir = ""
 			}
 
-			wasm, digest, argv0, err := loadWasm(ctx, cmd, args[0], storeDir, oci.RemoteOptions{PlainHTTP: plainHTTP, InsecureRegistries: insecure})
+			file, wasm, digest, argv0, err := loadWasm(ctx, cmd, args[0], storeDir, oci.RemoteOptions{PlainHTTP: plainHTTP, InsecureRegistries: insecure})
 			if err != nil {
 				return err
 			}
@@ -98,9 +98,15 @@ start in milliseconds.`,
 				return err
 			}
 			defer engine.Close()
-			prog, err := engine.Load(ctx, wasm, digest)
+			var prog *runtime.Program
+			if file != "" {
+				// An unchanged file with a cached artifact is not even read.
+				prog, err = engine.LoadFile(ctx, file) // "load FILE: …"
+			} else if prog, err = engine.Load(ctx, wasm, digest); err != nil {
+				err = fmt.Errorf("load %s: %w", args[0], err)
+			}
 			if err != nil {
-				return fmt.Errorf("load %s: %w", args[0], err)
+				return err
 			}
 			res, err := prog.Run(ctx, spec)
 			if err != nil {
@@ -130,19 +136,25 @@ start in milliseconds.`,
 	return cmd
 }
 
-// loadWasm reads FILE, or pulls REF when target is not an existing file.
-// It returns the bytes, their digest if known, and the default argv[0].
-func loadWasm(ctx context.Context, cmd *cobra.Command, target, storeDir string, remote oci.RemoteOptions) ([]byte, string, string, error) {
+// loadWasm finds FILE (returned as file, for Engine.LoadFile), or pulls
+// REF when target is not an existing file (its bytes and digest). It also
+// returns the default argv[0].
+func loadWasm(ctx context.Context, cmd *cobra.Command, target, storeDir string, remote oci.RemoteOptions) (file string, wasm []byte, digest, argv0 string, err error) {
 	fi, err := os.Stat(target)
 	switch {
 	case err == nil && fi.IsDir():
-		return nil, "", "", fmt.Errorf("%s is a directory, not a wasm file", target)
+		return "", nil, "", "", fmt.Errorf("%s is a directory, not a wasm file", target)
 	case err == nil:
-		wasm, err := os.ReadFile(target)
-		return wasm, "", filepath.Base(target), err
+		return target, nil, "", filepath.Base(target), nil
 	case looksLikePath(target):
-		return nil, "", "", err
+		return "", nil, "", "", err
 	}
+	wasm, digest, argv0, err = pullWasm(ctx, cmd, target, storeDir, remote)
+	return "", wasm, digest, argv0, err
+}
+
+// pullWasm pulls REF into the local store and reads its Wasm layer.
+func pullWasm(ctx context.Context, cmd *cobra.Command, target, storeDir string, remote oci.RemoteOptions) ([]byte, string, string, error) {
 	ref, err := oci.ParseReference(target)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("%s is neither a file nor an OCI reference: %w", target, err)
