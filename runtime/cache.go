@@ -30,8 +30,12 @@ import (
 // so that core modules can be loaded with wasmtime's file deserializer, which
 // maps the file instead of copying it (~0.3 ms instead of ~6 ms; wasmtime
 // ignores bytes after the ELF image, and TestCacheMemoryAndDisk fails if that
-// changes). Files are written to a temporary name and renamed, so readers see
-// whole files or none.
+// changes); components are loaded the same way
+// (wasmtime_component_deserialize_file). Files are written to a temporary
+// name and renamed, so readers see whole files or none, and never changed in
+// place: a mapped artifact shrunk or overwritten under a running engine (a
+// `cp` or `truncate` over it by hand) would fault in wasmtime's code, which
+// is why the cache directory belongs to the node alone.
 
 const artifactFormatVersion = 2
 

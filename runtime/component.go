@@ -35,8 +35,8 @@ func (b componentBackend) compile(wasm []byte) (compiledImpl, error) {
 	return &componentProgram{e: b.e, c: c}, nil
 }
 
-func (b componentBackend) deserialize(_ string, payload []byte) (compiledImpl, error) {
-	c, err := wasmtimec.Deserialize(b.e.engine, payload)
+func (b componentBackend) deserialize(path string, _ []byte) (compiledImpl, error) {
+	c, err := wasmtimec.DeserializeFile(b.e.engine, path)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,22 @@ func Deserialize(engine *wasmtime.Engine, data []byte) (*Component, error) {
 	return load(engine, data, true)
 }
 
+// DeserializeFile is Deserialize of the artifact in a file, which wasmtime
+// maps instead of copying (bytes after the artifact's image, like the
+// cache's trailer, are ignored). The same trust applies.
+func DeserializeFile(engine *wasmtime.Engine, path string) (*Component, error) {
+	const what = "deserialize component"
+	ep, err := enginePtr(engine)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var ptr *C.wasmtime_component_t
+	cerr := C.wasmtime_component_deserialize_file(ep, cpath, &ptr)
+	return finish(engine, ep, ptr, cerr, what)
+}
+
 func load(engine *wasmtime.Engine, data []byte, serialized bool) (*Component, error) {
 	what := "compile component"
 	if serialized {
@@ -74,6 +90,11 @@ func load(engine *wasmtime.Engine, data []byte, serialized bool) (*Component, er
 		cerr = C.wasmtime_component_new(ep, buf, C.size_t(len(data)), &ptr)
 	}
 	runtime.KeepAlive(data)
+	return finish(engine, ep, ptr, cerr, what)
+}
+
+// finish wraps a component wasmtime made (or its error) with its linker.
+func finish(engine *wasmtime.Engine, ep *C.wasm_engine_t, ptr *C.wasmtime_component_t, cerr *C.wasmtime_error_t, what string) (*Component, error) {
 	if cerr != nil {
 		runtime.KeepAlive(engine)
 		return nil, fmt.Errorf("%s: %w", what, takeError(cerr))
