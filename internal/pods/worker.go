@@ -306,8 +306,14 @@ func (w *podWorker) run() {
 		w.finish()
 		return
 	}
+	pod := w.podCopy()
 	w.mu.Lock()
 	w.rec.SandboxUp = true
+	if len(pod.Spec.InitContainers) == 0 {
+		// Initialized at once, as the kubelet reports a pod without init
+		// containers; and one state write less before the containers start.
+		w.rec.Initialized = true
+	}
 	w.save()
 	w.mu.Unlock()
 	w.changed()
@@ -317,7 +323,6 @@ func (w *podWorker) run() {
 	sideCtx, stopSide := context.WithCancel(ctx)
 	defer stopSide()
 	var side sync.WaitGroup
-	pod := w.podCopy()
 	w.mu.Lock()
 	initialized := w.rec.Initialized
 	w.mu.Unlock()
