@@ -327,6 +327,26 @@ func (p *Provider) changed(w *podWorker) {
 	p.kick()
 }
 
+// startHold is how long the status of a starting pod may be held back.
+// With a cached module a pod goes from CreatePod to a running container in
+// a few milliseconds; sending its Pending (ContainerCreating) status first
+// costs a status write that the Running one then queues behind, and often
+// an update conflict and a retry as well (virtual-kubelet writes with the
+// resource version of its pod lister, which has not seen the first write
+// yet) — the difference between a p50 and a p99 of pod start. So a new
+// worker's status is first sent when a container runs, when the pod meets
+// an error or ends (changedNow), or after startHold, whichever comes first.
+const startHold = 200 * time.Millisecond
+
+// changedNow is changed, ending w's start hold: its status goes out now.
+func (p *Provider) changedNow(w *podWorker) {
+	p.notifyMu.Lock()
+	w.holdUntil = time.Time{}
+	p.dirty[w] = struct{}{}
+	p.notifyMu.Unlock()
+	p.kick()
+}
+
 func (p *Provider) kick() {
 	select {
 	case p.wake <- struct{}{}:
@@ -353,12 +373,17 @@ func (p *Provider) notifyLoop() {
 	defer p.wg.Done()
 	resync := time.NewTicker(statusResync / statusResyncSlices)
 	defer resync.Stop()
+	// hold fires when the earliest start hold of a dirty pod ends.
+	hold := time.NewTimer(0)
+	hold.Stop()
+	defer hold.Stop()
 	slice := uint32(0)
 	for {
 		select {
 		case <-p.baseCtx.Done():
 			return
 		case <-p.wake:
+		case <-hold.C:
 		case <-resync.C:
 			slice = (slice + 1) % statusResyncSlices
 			p.mu.Lock()
@@ -378,11 +403,25 @@ func (p *Provider) notifyLoop() {
 			continue
 		}
 		batch := make([]*podWorker, 0, len(p.dirty))
+		now := time.Now()
+		var next time.Time // the earliest end of a hold still running
 		for w := range p.dirty {
+			if !w.holdUntil.IsZero() {
+				if now.Before(w.holdUntil) {
+					if next.IsZero() || w.holdUntil.Before(next) {
+						next = w.holdUntil
+					}
+					continue // stays dirty
+				}
+				w.holdUntil = time.Time{}
+			}
 			batch = append(batch, w)
+			delete(p.dirty, w)
 		}
-		clear(p.dirty)
 		p.notifyMu.Unlock()
+		if !next.IsZero() {
+			hold.Reset(next.Sub(now))
+		}
 		for _, w := range batch {
 			fn(w.podWithStatus())
 		}

@@ -33,6 +33,10 @@ type fakeImages struct {
 	present map[string]bool
 	fail    map[string]error
 	pulls   int
+	// gate, when set, holds every Pull until it is closed.
+	gate chan struct{}
+	// resolveDelay slows Resolve down (a start that takes a moment).
+	resolveDelay time.Duration
 }
 
 func (f *fakeImages) image(ref string) *Image {
@@ -40,6 +44,7 @@ func (f *fakeImages) image(ref string) *Image {
 }
 
 func (f *fakeImages) Resolve(ctx context.Context, ref string) (*Image, error) {
+	time.Sleep(f.resolveDelay)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.present[ref] {
@@ -49,6 +54,16 @@ func (f *fakeImages) Resolve(ctx context.Context, ref string) (*Image, error) {
 }
 
 func (f *fakeImages) Pull(ctx context.Context, ref string, secrets []corev1.Secret) (*Image, error) {
+	f.mu.Lock()
+	gate := f.gate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pulls++
@@ -155,6 +170,13 @@ type notifications struct {
 	mu   sync.Mutex
 	last map[string]*corev1.Pod
 	n    int
+	// all are every notification of each pod, with when it came.
+	all map[string][]notification
+}
+
+type notification struct {
+	pod *corev1.Pod
+	at  time.Time
 }
 
 func (n *notifications) fn(p *corev1.Pod) {
@@ -165,6 +187,17 @@ func (n *notifications) fn(p *corev1.Pod) {
 	}
 	n.last[p.Name] = p
 	n.n++
+	if n.all == nil {
+		n.all = map[string][]notification{}
+	}
+	n.all[p.Name] = append(n.all[p.Name], notification{p, time.Now()})
+}
+
+// of returns the notifications of pod name so far.
+func (n *notifications) of(name string) []notification {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]notification(nil), n.all[name]...)
 }
 
 type harness struct {
@@ -880,4 +913,80 @@ func TestOrphanDevicesReleased(t *testing.T) {
 	if _, err := os.Stat(gone); !os.IsNotExist(err) {
 		t.Fatalf("orphaned pod directory kept: %v", err)
 	}
+}
+
+// A pod that starts at once is reported once, Running: no Pending status
+// first for the Running one to queue behind (see startHold).
+func TestQuickStartSendsRunningFirst(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	h.images.present = map[string]bool{"127.0.0.1:5000/test:v1": true}
+	// Long enough for a Pending status to go out first without the hold.
+	h.images.resolveDelay = 30 * time.Millisecond
+	pod := testPod("quick", corev1.RestartPolicyAlways, ctr("c", "spin"))
+	created := time.Now()
+	if err := h.p.CreatePod(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	var first notification
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if ns := h.notes.of("quick"); len(ns) > 0 {
+			first = ns[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no notification")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	st := first.pod.Status
+	if st.Phase == corev1.PodRunning {
+		if cs := st.ContainerStatuses; len(cs) != 1 || cs[0].State.Running == nil || !cs[0].Ready || st.StartTime == nil || st.StartTime.IsZero() {
+			t.Fatalf("first status: %+v", st)
+		}
+		return
+	}
+	// Only a machine too busy to start the pod within the hold may send
+	// Pending first, and not before the hold is over.
+	if waited := first.at.Sub(created); waited < startHold {
+		t.Fatalf("first status %s after %s, within the start hold of %s: %+v", st.Phase, waited, startHold, st)
+	}
+}
+
+// A pod that does not start quickly (here: a pull that takes its time) is
+// reported Pending once the start hold is over, without waiting for the pull.
+func TestSlowStartSendsPendingAfterHold(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	h.images.gate = make(chan struct{})
+	pod := testPod("slow", corev1.RestartPolicyAlways, ctr("c", "spin"))
+	created := time.Now()
+	if err := h.p.CreatePod(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var ns []notification
+	for len(ns) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no notification while the pull hangs")
+		}
+		time.Sleep(5 * time.Millisecond)
+		ns = h.notes.of("slow")
+	}
+	st := ns[0].pod.Status
+	if waited := ns[0].at.Sub(created); waited < startHold {
+		t.Fatalf("Pending sent after %s, within the start hold of %s", waited, startHold)
+	}
+	if cs := st.ContainerStatuses; st.Phase != corev1.PodPending || len(cs) != 1 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "ContainerCreating" {
+		t.Fatalf("first status: %+v", st)
+	}
+	close(h.images.gate)
+	h.waitFor(pod, "Running", phaseIs(corev1.PodRunning))
+	for time.Now().Before(deadline) {
+		ns = h.notes.of("slow")
+		if ns[len(ns)-1].pod.Status.Phase == corev1.PodRunning {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("Running never notified")
 }

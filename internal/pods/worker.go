@@ -66,6 +66,10 @@ type podWorker struct {
 	annotations map[string]map[string]string
 	released    bool
 
+	// holdUntil, guarded by p.notifyMu: until then the pod's status is not
+	// sent unless something calls changedNow (see startHold); zero: no hold.
+	holdUntil time.Time
+
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -82,6 +86,7 @@ func newPodWorker(p *Provider, pod *corev1.Pod) (*podWorker, error) {
 		annotations: map[string]map[string]string{},
 		done:        make(chan struct{}),
 		updated:     make(chan struct{}, 1),
+		holdUntil:   time.Now().Add(startHold),
 	}
 	if err := os.MkdirAll(w.dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create pod directory: %w", err)
@@ -123,6 +128,10 @@ func (w *podWorker) save() {
 }
 
 func (w *podWorker) changed() { w.p.changed(w) }
+
+// changedNow is changed for a status the user should see at once (a
+// container running, an error, the end): it ends the start hold.
+func (w *podWorker) changedNow() { w.p.changedNow(w) }
 
 // podWithStatus returns a copy of the pod with the status computed now.
 func (w *podWorker) podWithStatus() *corev1.Pod {
@@ -297,8 +306,14 @@ func (w *podWorker) run() {
 		w.finish()
 		return
 	}
+	pod := w.podCopy()
 	w.mu.Lock()
 	w.rec.SandboxUp = true
+	if len(pod.Spec.InitContainers) == 0 {
+		// Initialized at once, as the kubelet reports a pod without init
+		// containers; and one state write less before the containers start.
+		w.rec.Initialized = true
+	}
 	w.save()
 	w.mu.Unlock()
 	w.changed()
@@ -308,7 +323,6 @@ func (w *podWorker) run() {
 	sideCtx, stopSide := context.WithCancel(ctx)
 	defer stopSide()
 	var side sync.WaitGroup
-	pod := w.podCopy()
 	w.mu.Lock()
 	initialized := w.rec.Initialized
 	w.mu.Unlock()
@@ -468,7 +482,7 @@ func (w *podWorker) finish() {
 	if release {
 		w.p.cfg.Devices.Release(w.uid)
 	}
-	w.changed()
+	w.changedNow()
 }
 
 func (w *podWorker) admit(ctx context.Context) bool {
@@ -539,7 +553,7 @@ func (w *podWorker) mountVolumes(ctx context.Context) (map[string]volume, bool) 
 			}
 		}
 		w.mu.Unlock()
-		w.changed()
+		w.changedNow()
 		if !sleep(ctx, w.p.cfg.BackOff.delay(fails)) {
 			return nil, false
 		}
@@ -597,7 +611,7 @@ func (w *podWorker) setWaiting(name string, init bool, reason, msg string) {
 		cr.Message = msg
 	}
 	w.mu.Unlock()
-	w.changed()
+	w.changedNow()
 }
 
 // containerLoop runs one container until the restart policy says it is done
@@ -904,7 +918,7 @@ func (w *podWorker) runOnce(ctx context.Context, c *corev1.Container, init bool,
 	w.runs[c.Name] = &activeRun{cancel: cancel, image: c.Image, mounts: mounts, usage: spec.Usage, cpu: &cpuRate{}}
 	w.save()
 	w.mu.Unlock()
-	w.changed()
+	w.changedNow()
 	w.event(c.Name, init, corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 	w.event(c.Name, init, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	onStart()
