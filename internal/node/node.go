@@ -277,7 +277,7 @@ func controllerErr(name string, err error, ctx context.Context) error {
 func podQueueRateLimits(pc *vknode.PodControllerConfig) error {
 	limiter := func() workqueue.TypedRateLimiter[any] {
 		return workqueue.NewTypedMaxOfRateLimiter[any](
-			workqueue.NewTypedItemExponentialFailureRateLimiter[any](5*time.Millisecond, 10*time.Second),
+			firstTryFree{workqueue.NewTypedItemExponentialFailureRateLimiter[any](5*time.Millisecond, 10*time.Second)},
 			&workqueue.TypedBucketRateLimiter[any]{Limiter: rate.NewLimiter(rate.Limit(500), 1000)},
 		)
 	}
@@ -285,4 +285,21 @@ func podQueueRateLimits(pc *vknode.PodControllerConfig) error {
 	pc.SyncPodStatusFromProviderRateLimiter = limiter()
 	pc.DeletePodsFromKubernetesRateLimiter = limiter()
 	return nil
+}
+
+// firstTryFree lets an item's first try through at once: virtual-kubelet
+// enqueues every pod sync and every status update rate-limited, so the
+// per-item back-off's 5 ms base delayed each new pod twice (its sync and its
+// Running status: half of the median bound → Running). Retries after a
+// failure keep the exponential back-off; virtual-kubelet forgets an item
+// once it succeeds.
+type firstTryFree struct{ workqueue.TypedRateLimiter[any] }
+
+func (l firstTryFree) When(item any) time.Duration {
+	first := l.NumRequeues(item) == 0
+	d := l.TypedRateLimiter.When(item) // counts the try
+	if first {
+		return 0
+	}
+	return d
 }
