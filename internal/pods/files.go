@@ -31,7 +31,7 @@ const DefaultMaxOpenFiles = 1024
 // checks between resolve only descriptors with numbers not seen before.
 const (
 	filesCheckInterval = 200 * time.Millisecond
-	filesFullScan      = 10
+	filesFullScan      = 25
 )
 
 // errTooManyFiles is the cause a container is stopped with.
@@ -58,16 +58,28 @@ func (p *Provider) watchFiles() {
 // check must be cheap: one open /proc/self/fd read as raw directory entries
 // (no sorting, no per-entry allocation), readlinkat into one buffer, and the
 // targets of known descriptor numbers taken from the last check, except
-// every filesFullScan-th check, which resolves all (a closed number reused
-// for another file is thus counted right within two seconds).
+// every filesFullScan-th check, which checks all (a closed number reused
+// for another file is thus counted right within five seconds): a number
+// still open on the same file (device and inode, by fstat) keeps its
+// holder, any other is resolved again.
 type fileWatch struct {
 	dir    *os.File
 	dirent []byte
 	link   []byte
-	known  map[int]int // descriptor → index of its holder in the last check's list (-1: none)
-	keys   []string    // the holders the indices in known refer to (worker/container)
+	known  map[int]fdEntry // descriptor → what the last check found
+	keys   []string        // the holders the indices in known refer to (worker/container)
 	checks int
 	last   int // the descriptor count at the last check that resolved any
+}
+
+// fdEntry is a descriptor as the last check resolved it: the index of its
+// holder in that check's list (-1: none) and the file's identity, which a
+// full scan compares with one fstat instead of resolving the path again
+// (a readlink through /proc is a path walk and the watchdog's main cost
+// with a thousand pods).
+type fdEntry struct {
+	holder   int
+	dev, ino uint64
 }
 
 func (fw *fileWatch) close() {
@@ -174,7 +186,7 @@ func (p *Provider) checkFiles(fw *fileWatch) {
 	if n >= 0 && n == fw.last && !full {
 		// As many descriptors as at the last check: a guest gaining files
 		// would show as growth unless others closed as many meanwhile, which
-		// the next full scan (within two seconds) counts.
+		// the next full scan (within five seconds) counts.
 		return
 	}
 	fds, err := fw.fds()
@@ -222,32 +234,45 @@ func (p *Provider) checkFiles(fw *fileWatch) {
 			}
 		}
 	}
-	known := make(map[int]int, len(fds))
+	known := make(map[int]fdEntry, len(fds))
 	for _, fd := range fds {
-		if !full {
-			if old, ok := fw.known[fd]; ok {
+		var st unix.Stat_t
+		statted := false
+		if old, ok := fw.known[fd]; ok {
+			same := !full
+			if full {
+				statted = unix.Fstat(fd, &st) == nil
+				same = statted && uint64(st.Dev) == old.dev && st.Ino == old.ino
+			}
+			if same {
 				i := -1
-				if old >= 0 {
+				if old.holder >= 0 {
 					var present bool
-					if i, present = index[fw.keys[old]]; !present {
+					if i, present = index[fw.keys[old.holder]]; !present {
 						i = -1
 					}
 				}
-				known[fd] = i
+				old.holder = i
+				known[fd] = old
 				if i >= 0 {
 					holders[i].count++
 				}
 				continue
 			}
 		}
-		known[fd] = -1
+		if !statted && unix.Fstat(fd, &st) != nil {
+			continue // closed meanwhile
+		}
+		e := fdEntry{holder: -1, dev: uint64(st.Dev), ino: st.Ino}
+		known[fd] = e
 		target, ok := fw.target(fd)
 		if !ok || len(target) == 0 || target[0] != '/' {
 			continue // gone meanwhile, or a socket, pipe, anon inode
 		}
 		if i, ok := holderOf(target, dirs); ok {
 			holders[i].count++
-			known[fd] = i
+			e.holder = i
+			known[fd] = e
 		}
 	}
 	fw.known = known
