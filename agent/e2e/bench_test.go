@@ -219,6 +219,9 @@ func upstreamMissing(missing string, n int, got map[int]scaleFigures) string {
 	if missing != "" {
 		return missing
 	}
+	if n <= upstreamScaleMax {
+		return fmt.Sprintf("upstream's agent did not bring up all %d device plugins within 10 minutes in this run (its benchmark failed; see the benchmark log)", n)
+	}
 	s := fmt.Sprintf("not run past %d devices: upstream's agent brings up about one device plugin a second", upstreamScaleMax)
 	if f, ok := got[upstreamScaleMax]; ok {
 		s += fmt.Sprintf(" (%d devices took %s in this run)", upstreamScaleMax, f.took.Round(100*time.Millisecond))
