@@ -293,7 +293,9 @@ func podQueueRateLimits(pc *vknode.PodControllerConfig) error {
 // Running status: half of the median bound → Running). Retries after a
 // failure keep the exponential back-off; virtual-kubelet forgets an item
 // once it succeeds.
-type firstTryFree struct{ workqueue.TypedRateLimiter[any] }
+type firstTryFree struct {
+	workqueue.TypedRateLimiter[any]
+}
 
 func (l firstTryFree) When(item any) time.Duration {
 	first := l.NumRequeues(item) == 0
