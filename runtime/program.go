@@ -111,7 +111,9 @@ func (e *Engine) loadFile(ctx context.Context, path string) (*Program, error) {
 	id, idErr := identify(f)
 	index := e.fileIndexPath(path)
 	if idErr == nil && index != "" {
-		if kind, key, ok := readFileIndex(index, id); ok && fileExists(e.artifactPath(key, kind)) {
+		// A missing artifact costs nothing extra: load reads the file
+		// through the callback, checks its digest and compiles.
+		if kind, key, ok := readFileIndex(index, id); ok {
 			p, err := e.loadKey(ctx, kind, key, func() ([]byte, error) {
 				wasm, err := readAll(f)
 				if err == nil && hashHex(wasm) != key {
@@ -143,11 +145,6 @@ var errFileChanged = errors.New("the file changed while it was being loaded")
 // readAll reads an opened .wasm file (a variable for tests that count
 // reads).
 var readAll = func(f *os.File) ([]byte, error) { return io.ReadAll(f) }
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return path != "" && err == nil
-}
 
 // Load returns the program for a wasm binary (core module or component,
 // detected from its header): from memory if this engine loaded it before,
