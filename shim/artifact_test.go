@@ -138,13 +138,8 @@ func TestArtifacts(t *testing.T) {
 			})
 			cid := e.crictl(t, "create", podID, cfg, pod)
 			e.crictl(t, "start", cid)
-			var state string
-			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-				if state = e.crictl(t, "inspect", "-o", "go-template", "--template", "{{.status.state}}", cid); state == "CONTAINER_EXITED" {
-					break
-				}
-			}
-			code := e.crictl(t, "inspect", "-o", "go-template", "--template", "{{.status.exitCode}}", cid)
+			state, code, _ := strings.Cut(e.waitExited(t, cid), " ")
+			code, _, _ = strings.Cut(code, " ")
 			if logs := e.crictl(t, "logs", cid); state != "CONTAINER_EXITED" || code != tc.code || logs != tc.want {
 				t.Errorf("container %d: %s, exit %s, logs %q; want exited %s, %q", i, state, code, logs, tc.code, tc.want)
 			}

@@ -43,6 +43,20 @@ func writePod(t *testing.T, path, name, logDir string) string {
 	})
 }
 
+// waitExited waits up to 30 s for a container to exit and returns
+// "<state> <exit code> <reason>" as crictl inspect reports them last.
+func (e *env) waitExited(t *testing.T, cid string) string {
+	t.Helper()
+	var status string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		status = e.crictl(t, "inspect", "-o", "go-template", "--template", "{{.status.state}} {{.status.exitCode}} {{.status.reason}}", cid)
+		if strings.HasPrefix(status, "CONTAINER_EXITED ") {
+			break
+		}
+	}
+	return status
+}
+
 func writeJSON(t *testing.T, path string, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -196,14 +210,7 @@ func TestCRIOOMKilled(t *testing.T) {
 	e.crictl(t, "pull", e.moduleNode)
 	cid := e.crictl(t, "create", podID, cfg, pod)
 	e.crictl(t, "start", cid)
-	var status string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		status = e.crictl(t, "inspect", "-o", "go-template", "--template", "{{.status.state}} {{.status.exitCode}} {{.status.reason}}", cid)
-		if strings.HasPrefix(status, "CONTAINER_EXITED") {
-			break
-		}
-	}
-	if status != "CONTAINER_EXITED 137 OOMKilled" {
+	if status := e.waitExited(t, cid); status != "CONTAINER_EXITED 137 OOMKilled" {
 		t.Errorf("status %q, want CONTAINER_EXITED 137 OOMKilled", status)
 	}
 	// The CRI log file: "<time> <stream> F <line>" lines.
