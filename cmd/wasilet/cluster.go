@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wasilet/wasilet/internal/cluster"
+	"github.com/wasilet/wasilet/internal/runcli"
 )
 
 func init() { register(newClusterCommand) }
@@ -103,7 +104,7 @@ func newClusterStatusCommand(state *string) *cobra.Command {
 			w.Flush()
 			fmt.Fprintf(cmd.OutOrStdout(), "apiserver %s ready: %v\nregistry: %s\nexport KUBECONFIG=%s\n", c.APIServerURL, ready, c.RegistryAddr, c.AdminKubeconfig)
 			if !ready {
-				return &exitError{code: 1, err: fmt.Errorf("cluster in %s is not ready", *state)}
+				return &runcli.ExitError{Code: 1, Err: fmt.Errorf("cluster in %s is not ready", *state)}
 			}
 			return nil
 		},

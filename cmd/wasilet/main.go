@@ -1,16 +1,14 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
+	_ "github.com/wasilet/wasilet/cmd/wasilet/internal/early" // `wasilet run FILE` before the rest initializes
+	"github.com/wasilet/wasilet/internal/runcli"
 	"github.com/wasilet/wasilet/internal/startgc"
 )
 
 func main() {
 	startgc.Done() // the collector was off during package initialization
-	if err := newRootCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "wasilet:", err)
-		os.Exit(exitCode(err))
-	}
+	os.Exit(runcli.Report(os.Stderr, newRootCommand().Execute()))
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,29 +25,6 @@ func newRootCommand() *cobra.Command {
 		root.AddCommand(f())
 	}
 	return root
-}
-
-// exitError carries the exit code a command wants the process to end with,
-// such as a guest's own exit code for `wasilet run`.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return "exit status"
-	}
-	return e.err.Error()
-}
-func (e *exitError) Unwrap() error { return e.err }
-
-func exitCode(err error) int {
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	return 1
 }
 
 // newLogger is the text logger on w at the --log-level given.

@@ -223,3 +223,44 @@ func TestRunInterrupted(t *testing.T) {
 		t.Fatal("wasilet run did not stop within 60s of SIGINT")
 	}
 }
+
+// TestRunEarly checks that `wasilet run FILE` runs the guest before the
+// binary's Kubernetes libraries initialize (package early), and that what
+// early declines still reaches the full command: help, and a flag error.
+func TestRunEarly(t *testing.T) {
+	bin, tp := binaries(t)
+	heavy := "init k8s.io/client-go/kubernetes/scheme @"
+	trace := func(args ...string) (string, string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+	}
+	cache := t.TempDir()
+	stdout, stderr, code := trace("run", "--cache-dir", cache, "-e", "A=1", tp, "--argv0", "x", "--", "args", ";", "env", "A")
+	if code != 0 || stdout != "x\nargs\n;\nenv\nA\nA=1\n" {
+		t.Fatalf("run: exit %d, stdout %q", code, stdout)
+	}
+	if strings.Contains(stderr, heavy) {
+		t.Errorf("run of a file initialized the Kubernetes client libraries first (%q in its init trace)", heavy)
+	}
+	if !strings.Contains(stderr, "init github.com/wasilet/wasilet/runtime @") {
+		t.Errorf("no init trace from the runtime package: %q", stderr)
+	}
+	// Declined: the full command (with the libraries) handles these.
+	stdout, stderr, code = trace("run", "--help")
+	if code != 0 || !strings.Contains(stdout, "wasilet run FILE|REF") || !strings.Contains(stderr, heavy) {
+		t.Errorf("run --help: exit %d, stdout %q", code, stdout)
+	}
+	_, stderr, code = trace("run", "--no-such-flag", tp)
+	if code != 1 || !strings.Contains(stderr, "wasilet: unknown flag: --no-such-flag") {
+		t.Errorf("run --no-such-flag: exit %d, stderr %q", code, stderr)
+	}
+}

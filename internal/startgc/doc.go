@@ -8,11 +8,12 @@
 // during that, marking data that is all still live: a third or more of the
 // CPU time of a short command such as `wasilet version` or `wasilet run`.
 //
-// The package imports nothing but runtime/debug, so it is ready to
-// initialize as soon as runtime/debug is, and Go initializes ready packages
-// in import-path order: it runs before the large dependencies (k8s.io/...,
-// sigs.k8s.io/..., google.golang.org/..., go.opencensus.io/...), whose paths
-// sort after it. Only the wasilet command imports it, as the first thing it
-// does in main it calls Done, which restores the collector's setting (GOGC
-// from the environment, or its default).
+// The package imports nothing but runtime/debug, so it initializes as soon
+// as runtime/debug has. Go initializes ready packages in import-path order,
+// and runtime/debug, sorting after k8s.io/..., waits for the Kubernetes
+// packages that are ready before it (about a fifth of the work); the
+// collector is off for the rest. The wasilet command calls Done first thing
+// in main, which restores the collector's setting (GOGC from the
+// environment, or its default); so does package early before it runs a
+// guest from its init function.
 package startgc
