@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -124,6 +125,47 @@ func TestExtendedResourcesAndUpdates(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no status update after a resource update")
+	}
+}
+
+// TestResourceUpdatesPaced: the first changes after a quiet spell (a
+// plugin registering, then its devices) are each sent at once; past the
+// burst, changes wait for the pace and are sent together.
+func TestResourceUpdatesPaced(t *testing.T) {
+	c := testConfig(t)
+	count := int64(0)
+	c.ExtendedResources = func() (corev1.ResourceList, corev1.ResourceList) {
+		q := *resource.NewQuantity(count, resource.DecimalSI)
+		return corev1.ResourceList{"akri.sh/dev": q}, corev1.ResourceList{"akri.sh/dev": q}
+	}
+	updates := make(chan struct{})
+	c.ResourceUpdates = updates
+	p := newStatusProvider(c)
+	p.pace = rate.NewLimiter(rate.Every(time.Hour), resourceUpdateBurst) // no refill within the test
+	got := make(chan *corev1.Node, 2*resourceUpdateBurst)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p.NotifyNodeStatus(ctx, func(n *corev1.Node) { got <- n })
+
+	for i := range resourceUpdateBurst {
+		count = int64(i + 1)
+		updates <- struct{}{}
+		select {
+		case n := <-got:
+			if q := n.Status.Allocatable["akri.sh/dev"]; q.Value() != count {
+				t.Fatalf("update %d: akri.sh/dev = %s, want %d", i, q.String(), count)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("change %d of the burst was not sent", i)
+		}
+	}
+	count = 99
+	updates <- struct{}{}
+	updates <- struct{}{} // the loop took the first: this one waits behind it
+	select {
+	case n := <-got:
+		t.Fatalf("a change past the burst was sent at once (akri.sh/dev %v)", n.Status.Allocatable["akri.sh/dev"])
+	case <-time.After(200 * time.Millisecond):
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -149,10 +150,13 @@ type statusProvider struct {
 	health []string     // failed health checks, from checkHealth
 	last   *corev1.Node // last status handed out (for transition times)
 	notify func(*corev1.Node)
+
+	pace *rate.Limiter // status updates for resource changes
 }
 
 func newStatusProvider(cfg *Config) *statusProvider {
-	p := &statusProvider{cfg: cfg, base: baseNode(cfg)}
+	p := &statusProvider{cfg: cfg, base: baseNode(cfg),
+		pace: rate.NewLimiter(rate.Every(resourceUpdateSpacing), resourceUpdateBurst)}
 	p.checkHealth()
 	p.last = p.compute(time.Now())
 	return p
@@ -186,21 +190,23 @@ func (p *statusProvider) NotifyNodeStatus(ctx context.Context, cb func(*corev1.N
 	go p.loop(ctx)
 }
 
-// resourceUpdateSpacing is the least time between two status updates
-// that resource changes trigger. The first change after a quiet spell is
-// sent at once (a device plugin registering makes its resource schedulable
-// without waiting for the next period); a storm of them (an agent serving
-// thousands of plugins) is sent in batches, because each update carries the
-// whole status, whose size grows with the number of resources.
-const resourceUpdateSpacing = 500 * time.Millisecond
+// Status updates that resource changes trigger are paced by a token
+// bucket: the first resourceUpdateBurst changes after a quiet spell are sent
+// at once — a device plugin registering (its resource with no devices yet)
+// and its first device list, which follows within milliseconds, are two
+// changes, and the second is what makes the resource schedulable — while a
+// storm of them (an agent serving thousands of plugins) is sent in batches
+// resourceUpdateSpacing apart, because each update carries the whole status,
+// whose size grows with the number of resources.
+const (
+	resourceUpdateSpacing = 250 * time.Millisecond
+	resourceUpdateBurst   = 8
+)
 
 func (p *statusProvider) loop(ctx context.Context) {
 	t := time.NewTicker(statusInterval)
 	defer t.Stop()
-	var (
-		lastForced time.Time
-		due        <-chan time.Time // a batched resource update is pending
-	)
+	var due <-chan time.Time // a batched resource update is pending
 	for {
 		force := false
 		select {
@@ -216,16 +222,13 @@ func (p *statusProvider) loop(ctx context.Context) {
 				p.cfg.ResourceUpdates = nil
 			}
 			if due != nil {
-				continue // already pending
+				continue // already pending: it will carry this change too
 			}
-			if wait := resourceUpdateSpacing - time.Since(lastForced); wait > 0 {
+			if wait := p.pace.Reserve().Delay(); wait > 0 {
 				due = time.After(wait)
 				continue
 			}
 			force = true
-		}
-		if force {
-			lastForced = time.Now()
 		}
 		p.refresh(ctx, force)
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 
 	akri "github.com/wasilet/wasilet/agent/apis/akri/v0"
 	"github.com/wasilet/wasilet/internal/akritest"
@@ -42,7 +44,7 @@ func devicePathRuns() int { return benchreport.Size("WASILET_BENCH_AKRI_RUNS", 1
 // sees it, over $WASILET_BENCH_AKRI_RUNS runs (default 10) per mode, all in
 // the same run on the same kind of wasilet node with the same Wasm debugEcho
 // handler behind `wasilet proxy` and the same Wasm broker:
-//   - Configuration applied (kubectl apply) → the broker's line in kubectl logs;
+//   - Configuration applied (kubectl apply) → the broker's line in its log;
 //   - OFFLINE written to the availability file → the broker pod gone from the API.
 //
 // Modes: wasilet (in-process agent, proxy on fsnotify, handler checking every
@@ -72,9 +74,11 @@ func BenchmarkDevicePath(b *testing.B) {
 		})
 	}
 	const method = "Real control plane, registry, `wasilet node`, `wasilet proxy`, the Wasm debugEcho handler pod and the Wasm broker; " +
-		"each run applies a Configuration for a device not seen before (so the handler answers a new request), polls `kubectl logs` every 10 ms " +
+		"each run applies a Configuration for a device not seen before (so the handler answers a new request), reads the broker pod's log through the API (the request `kubectl logs` makes) every 10 ms " +
 		"for the broker's line, then writes OFFLINE atomically into the availability file and polls the API every 5 ms until the broker pod is gone. " +
-		"The broker image is run once on the node first (as a pre-pull would), so no pull or compile is measured."
+		"The broker image is run once on the node first (as a pre-pull would), so no pull or compile is measured. " +
+		"Each apply and each OFFLINE comes after a random wait within the mode's longest polling period (seeded, the same in every run), " +
+		"so the original's 4 s and 5 s loops are met at every phase, as a user's action would be."
 	for _, metric := range []struct {
 		name string
 		got  map[string][]time.Duration
@@ -114,13 +118,30 @@ func devicePath(b *testing.B, m devicePathMode, runs int) (applied, offline []ti
 	akritest.Warm(b, s.c, s.node.Name, s.ns, s.broker)
 	ctx := context.Background()
 	avail := filepath.Join(s.wde, exchange.AvailabilityFile)
-	settle := 500 * time.Millisecond
-	if m.handlerPoll != "" {
-		d, err := time.ParseDuration(m.handlerPoll)
+	var tl *timeline
+	if os.Getenv("WASILET_BENCH_TIMELINE") != "" {
+		tl = watchTimeline(b, s)
+	}
+	// period is the mode's longest polling period (the Wasm handler's
+	// 100 ms at least). Each reaction starts after a random fraction of it,
+	// as a user's action falls anywhere in the polling loops: with a fixed
+	// cadence, runs a whole number of seconds apart would meet the
+	// original's 4 s and 5 s loops at the same few phases every time.
+	period := 100 * time.Millisecond
+	for _, p := range []string{m.proxyPoll, m.handlerPoll} {
+		if p == "" {
+			continue
+		}
+		d, err := time.ParseDuration(p)
 		if err != nil {
 			b.Fatal(err)
 		}
-		settle += d
+		period = max(period, d)
+	}
+	phase := rand.New(rand.NewPCG(1, 2)) // the same phases in every run of the benchmark
+	settle := 500 * time.Millisecond
+	if m.handlerPoll != "" {
+		settle += period
 	}
 	for i := range runs {
 		// A new device each run: the handler must answer a request it has
@@ -130,8 +151,14 @@ func devicePath(b *testing.B, m devicePathMode, runs int) (applied, offline []ti
 		pod := s.node.Name + "-" + akri.InstanceName(name, device, true, "") + "-pod"
 		text := brokerSpecLayout(s.configurationText(b, name, device))
 
+		time.Sleep(time.Duration(phase.Int64N(int64(period))))
+		t0 := time.Now()
 		applied = append(applied, s.applyUntilLine(b, text, pod, line))
+		if tl != nil {
+			tl.write(b, fmt.Sprintf("%s run %d: applied → line %v\n%s", m.name, i, applied[len(applied)-1], tl.since(t0)))
+		}
 
+		time.Sleep(time.Duration(phase.Int64N(int64(period))))
 		start := time.Now()
 		if err := exchange.WriteFileAtomic(avail, []byte("OFFLINE")); err != nil {
 			b.Fatal(err)
@@ -156,14 +183,17 @@ func devicePath(b *testing.B, m devicePathMode, runs int) (applied, offline []ti
 }
 
 // applyUntilLine applies a Configuration (kubectl apply) and returns how
-// long until kubectl logs of the broker pod starts with line (polled every
-// 10 ms, as a user watching would see it).
+// long until the broker pod's log starts with line, read through the API
+// every 10 ms (GET pods/log, the request `kubectl logs` makes: a kubectl
+// process per poll would add its own start, ~100 ms here, to every sample).
 func (s *scenario) applyUntilLine(b *testing.B, text, pod, line string) time.Duration {
 	b.Helper()
+	cs := kubernetes.NewForConfigOrDie(s.env.Config)
+	ctx := context.Background()
 	start := time.Now()
 	s.apply(b, text)
 	for {
-		out, _ := s.env.Kubectl(context.Background(), "logs", "-n", s.ns, pod)
+		out, _ := cs.CoreV1().Pods(s.ns).GetLogs(pod, &corev1.PodLogOptions{}).DoRaw(ctx)
 		if strings.HasPrefix(string(out), line) {
 			return time.Since(start)
 		}

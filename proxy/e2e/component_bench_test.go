@@ -64,7 +64,7 @@ func BenchmarkComponentHandler(b *testing.B) {
 	const method = "Real control plane, registry, one `wasilet node` and `wasilet controller`, the Wasm broker; on that node debugEcho is served three ways at once: " +
 		"the debugEcho component (handlers/debug-echo-component, pulled from the registry) hosted by the node's agent (--component-handler), " +
 		"`wasilet proxy` with the Wasm debugEcho handler pod (100 ms checks), and the native `wasilet debug-echo` over gRPC (100 ms checks). " +
-		"Each run applies a Configuration for a device not seen before, polls `kubectl logs` every 10 ms for the broker's line, then deletes it; " +
+		"Each run applies a Configuration for a device not seen before, reads the broker pod's log through the API (the request `kubectl logs` makes) every 10 ms for the broker's line, then deletes it; " +
 		"runs are interleaved between the three, after one untimed run of each and the broker image run once on the node (no pull or compile is measured)."
 	benchreport.Record(b, benchreport.Result{
 		Group: "Device path", Metric: "Configuration applied → broker log line: component handler vs proxy + Wasm pod", Unit: "ms",
