@@ -24,8 +24,9 @@
 //
 // One Engine serves every run of a process: Load and Run are safe for
 // concurrent use, and concurrent loads of one binary compile it once.
-// Cancelling Run's context (or Spec.Timeout) stops the guest within about one
-// epoch tick (10 ms), whether it is computing or sleeping.
+// Cancelling Run's context (or Spec.Timeout) stops the guest at once, whether
+// it is computing (the stop advances the engine's epoch, so the guest's next
+// epoch check sees it) or sleeping.
 //
 // A Spec.Usage lets the caller watch a running guest's resource use from
 // another goroutine (Usage.Sample): the CPU time of the guest's thread and,

@@ -17,11 +17,13 @@ import (
 	"github.com/wasilet/wasilet/internal/version"
 )
 
-// DefaultEpochInterval is how often the engine's ticker advances the epoch.
-// Every running guest checks its stop flag once per tick, so a stop request
-// lands within about one interval (well inside the 100 ms target) while the
-// ticker costs a hundred cheap wake-ups a second per process.
-const DefaultEpochInterval = 10 * time.Millisecond
+// DefaultEpochInterval is how often the engine's ticker advances the epoch
+// while guests run. A stop does not wait for it: whoever sets a guest's stop
+// flag advances the epoch at once, and every store starts with a deadline
+// of 0, so its first epoch check already looks at the flag. The ticker
+// samples a running module's memory size (Usage) and is a backstop; at
+// 10 ms it was a hundred wake-ups a second, most of an idle node's CPU.
+const DefaultEpochInterval = 100 * time.Millisecond
 
 // fallbackWasmtimeVersion is used in the cache fingerprint when the build
 // carries no module information (wasmtime-go v39.0.1 is what go.mod pins).
@@ -65,8 +67,10 @@ type Stats struct {
 //   - Epoch interruption on (not fuel): it costs a load and compare per loop
 //     back-edge and function entry, while fuel costs a counter update per
 //     basic block. A ticker goroutine increments the epoch every
-//     EpochInterval; each store gets a deadline of one tick and a C callback
-//     that either extends it by one tick or stops the guest when asked.
+//     EpochInterval, and a stop advances it at once; each store gets a
+//     deadline of 0 ticks (its first check calls the callback) and a C
+//     callback that either extends it by one tick or stops the guest when
+//     asked.
 //   - Parallel compilation on; debug info off; NaN canonicalization off.
 //   - On-demand instance allocation, not the pooling allocator (which
 //     runtime/internal/wasmtimec could switch on): pooling fixes the total

@@ -151,7 +151,7 @@ func (p *Program) Instantiate(spec InstanceSpec) (*Instance, error) {
 
 // Call calls fn of the exported interface iface with args and returns its
 // nresults results. ctx's deadline is the call's time limit: the guest is
-// stopped within about one epoch tick of it (a guest in a host call, when
+// stopped at once (a guest in a host call, when
 // the call returns; host functions get ctx to return with it).
 func (i *Instance) Call(ctx context.Context, iface, fn string, args []Value, nresults int) (res []Value, err error) {
 	defer func() {

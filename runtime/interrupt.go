@@ -145,7 +145,8 @@ func installInterrupt(store *wasmtime.Store) (*interrupter, error) {
 	return &interrupter{e: e}, nil
 }
 
-// interrupt makes the guest trap at its next epoch check (within one tick).
+// interrupt makes the guest trap at the epoch check after the engine's
+// epoch next advances: the caller advances it (Engine.IncrementEpoch).
 // Safe to call from any goroutine while the store is alive.
 func (i *interrupter) interrupt() { C.wasilet_interrupt(i.e) }
 

@@ -280,3 +280,34 @@ func TestProgramImports(t *testing.T) {
 		t.Fatalf("core module: got %v, want an invalid-argument error", err)
 	}
 }
+
+// TestKindsStoppedWithoutTicker: a stop does not wait for the engine's
+// epoch ticker. With a ticker that would first tick after an hour, a
+// spinning guest is still stopped by its timeout and by cancellation (the
+// stop advances the epoch itself), and a cancellation that comes before the
+// run starts stops it at its first epoch check (stores start at deadline 0).
+func TestKindsStoppedWithoutTicker(t *testing.T) {
+	e, err := runtime.NewEngine(runtime.Options{EpochInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for _, path := range []string{testprogWasm, componentWasm(t)} {
+		p, err := e.LoadFile(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(p.Kind().String(), func(t *testing.T) {
+			res := waitRun(t, context.Background(), p, runtime.Spec{Args: []string{"spin"}, Timeout: 200 * time.Millisecond})
+			if res.Reason != runtime.ReasonKilled || res.ExitCode != 137 {
+				t.Fatalf("spin with a timeout: got %+v", res)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(200*time.Millisecond, cancel)
+			res = waitRun(t, ctx, p, runtime.Spec{Args: []string{"spin"}})
+			if res.Reason != runtime.ReasonKilled || res.ExitCode != 137 {
+				t.Fatalf("spin, cancelled: got %+v", res)
+			}
+		})
+	}
+}

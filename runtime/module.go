@@ -101,7 +101,10 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	store.SetEpochDeadline(1)
+	// Deadline 0: the guest's first epoch check calls the callback, which
+	// sees a stop flag set before this point (the epoch increment that came
+	// with it may have preceded the deadline), then extends it by a tick.
+	store.SetEpochDeadline(0)
 
 	// Stop the guest when ctx ends. The watcher is finished before the store
 	// is deleted, since the interrupt flag belongs to the store.
@@ -112,6 +115,7 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 		select {
 		case <-ctx.Done():
 			intr.interrupt()
+			m.e.engine.IncrementEpoch() // the guest sees the flag at its next check
 			streams.closeStdin()
 		case <-watchDone:
 		}

@@ -44,7 +44,7 @@ import (
 //
 // Memory is the size of the guest's linear memory (the export "memory") in
 // bytes, the memory a guest can use: a core module's is updated on every
-// epoch tick (10 ms) while the guest executes wasm code, whenever it sleeps
+// epoch tick (100 ms) while the guest executes wasm code, whenever it sleeps
 // or polls (poll_oneoff), after instantiation and at its end. A component's
 // linear memories are inside the component and not reachable through
 // wasmtime's C API, so for components Memory is -1 (unknown).

@@ -67,9 +67,10 @@
 //     this host's). Such components work while their heap fits the initial
 //     memory.
 //   - Cancellation: every store gets an epoch-deadline callback that checks a
-//     flag set when the context is done; the guest stops at the next engine
-//     epoch tick. The engine needs epoch interruption and a ticker. A guest
-//     blocked in a host call (stdin read, sleep) stops when the call returns.
+//     flag set when the context is done, which also advances the engine's
+//     epoch, so the guest stops at its next epoch check (the engine needs
+//     epoch interruption; no ticker is needed for stops). A guest blocked in
+//     a host call (stdin read, sleep) stops when the call returns.
 //   - Stdout/Stderr paths are opened with create+truncate; Stdin is opened
 //     for reading.
 //   - Concurrency: a Component may be run from many goroutines at once; each

@@ -353,7 +353,7 @@ wasmtimec_instance_t *wasmtimec_instance_new(
     wasmtime_store_limiter(inst->store, memory_limit, -1, -1, -1, -1);
   wasmtime_store_epoch_deadline_callback(inst->store, wasmtimec_epoch_callback,
                                          cancel, NULL);
-  wasmtime_context_set_epoch_deadline(inst->context, 1);
+  wasmtime_context_set_epoch_deadline(inst->context, 0); // as in wasmtimec_run
   wasmtime_error_t *err = wasmtime_context_set_wasi(inst->context, wasi);
   if (err != NULL) {
     *status = WASILET_RUN_SETUP;

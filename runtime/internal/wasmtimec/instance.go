@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/cgo"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
@@ -178,6 +179,7 @@ type InstanceConfig struct {
 // calls fail with ErrDead.
 type Instance struct {
 	comp   *Component
+	closed atomic.Bool // Close was called
 	mu     sync.Mutex
 	ptr    *C.wasmtimec_instance_t
 	cancel *C.wasmtimec_cancel_t
@@ -263,7 +265,7 @@ func (c *Component) Instantiate(l *Linker, cfg InstanceConfig) (*Instance, error
 
 // Call calls function fn of the exported interface iface ("" for a root
 // export) with args and returns its nresults results. Cancelling ctx (its
-// deadline is the call's time limit) stops the guest at the next epoch tick
+// deadline is the call's time limit) stops the guest at its next epoch check
 // and kills the instance; a guest blocked in a host call stops when the call
 // returns (host functions get ctx, to return with it).
 func (i *Instance) Call(ctx context.Context, iface, fn string, args []Val, nresults int) ([]Val, error) {
@@ -294,7 +296,7 @@ func (i *Instance) Call(ctx context.Context, iface, fn string, args []Val, nresu
 		argp = (*C.uint8_t)(C.CBytes(enc))
 		defer C.free(unsafe.Pointer(argp))
 	}
-	stop := context.AfterFunc(ctx, func() { C.wasmtimec_cancel_set(i.cancel) })
+	stop := context.AfterFunc(ctx, i.stop)
 	var out C.wasmtimec_buf_t
 	var msg *C.char
 	i.data.ctx = ctx
@@ -335,10 +337,21 @@ func (i *Instance) Call(ctx context.Context, iface, fn string, args []Val, nresu
 	return nil, ce
 }
 
+// stop sets the instance's stop flag and advances the engine's epoch, so a
+// guest running Wasm code sees the flag at its next epoch check rather than
+// at the next tick of the engine's ticker.
+func (i *Instance) stop() {
+	C.wasmtimec_cancel_set(i.cancel)
+	i.comp.engine.IncrementEpoch()
+}
+
 // Close releases the instance and its store. Idempotent.
 func (i *Instance) Close() {
+	if i.closed.Swap(true) {
+		return // the flag is freed below: a second Close must not set it
+	}
 	// Stop a call in flight first, then wait for it.
-	C.wasmtimec_cancel_set(i.cancel)
+	i.stop()
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.ptr == nil {

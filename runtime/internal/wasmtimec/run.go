@@ -112,11 +112,10 @@ func (e *InstantiateError) Unwrap() error { return e.Err }
 // means the run could not happen (bad config, a preopen or stdio path that
 // cannot be opened, instantiation refused, component closed).
 //
-// Cancelling ctx stops a running guest at the next epoch tick of the engine:
-// the engine must have epoch interruption enabled and something must call
-// Engine.IncrementEpoch periodically (the runtime's ticker). A guest blocked
-// inside a host call (reading stdin, sleeping) stops only when that call
-// returns.
+// Cancelling ctx sets the run's stop flag and advances the engine's epoch,
+// so a guest running Wasm code stops at its next epoch check (the engine
+// must have epoch interruption enabled). A guest blocked inside a host call
+// (reading stdin, sleeping) stops only when that call returns.
 //
 // Run is safe for concurrent use; every call has its own store.
 func (c *Component) Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
@@ -153,6 +152,7 @@ func (c *Component) Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 		defer mu.Unlock()
 		if !freed {
 			C.wasmtimec_cancel_set(cancel)
+			c.engine.IncrementEpoch() // the guest sees the flag at its next check
 		}
 	})
 

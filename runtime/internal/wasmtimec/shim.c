@@ -120,9 +120,11 @@ void wasmtimec_run(wasm_engine_t *engine, const wasmtime_component_t *component,
   if (memory_limit > 0)
     wasmtime_store_limiter(store, memory_limit, -1, -1, -1, -1);
   // Check the cancellation flag at every epoch tick, from the first
-  // instruction of instantiation on.
+  // instruction of instantiation on: deadline 0 makes the first epoch check
+  // call the callback, which sees a flag set before this point (whose epoch
+  // increment may have come before the deadline was set).
   wasmtime_store_epoch_deadline_callback(store, wasmtimec_epoch_callback, cancel, NULL);
-  wasmtime_context_set_epoch_deadline(context, 1);
+  wasmtime_context_set_epoch_deadline(context, 0);
 
   wasmtime_error_t *err = wasmtime_context_set_wasi(context, wasi); // consumes
   if (err != NULL) {
