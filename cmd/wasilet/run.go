@@ -48,7 +48,12 @@ start in milliseconds.`,
 			})
 		},
 	}
-	flags.Register(cmd.Flags())
+	for _, f := range flags.List() {
+		cmd.Flags().VarP(f.Value, f.Name, f.Short, f.Usage)
+		if f.Bool {
+			cmd.Flags().Lookup(f.Name).NoOptDefVal = "true"
+		}
+	}
 	return cmd
 }
 

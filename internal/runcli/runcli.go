@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/wasilet/wasilet/runtime"
 )
 
@@ -28,19 +26,6 @@ type Flags struct {
 	Store     string
 	PlainHTTP bool
 	Insecure  []string
-}
-
-// Register defines the flags on fs (the cobra command's, or Early's).
-func (f *Flags) Register(fs *pflag.FlagSet) {
-	fs.StringArrayVarP(&f.Env, "env", "e", nil, "set an environment variable for the guest: `K=V` (K alone passes wasilet's own value); repeatable")
-	fs.StringArrayVar(&f.Dirs, "dir", nil, "preopen a host directory: `HOST[:GUEST[:ro]]` (GUEST defaults to HOST); repeatable")
-	fs.StringVar(&f.Memory, "memory", "", "cap the guest's linear memory, e.g. 64Mi (default: no cap)")
-	fs.DurationVar(&f.Timeout, "timeout", 0, "stop the guest after this long, e.g. 5s (default: none)")
-	fs.StringVar(&f.CacheDir, "cache-dir", "", `compiled-code cache (default: $XDG_CACHE_HOME/wasilet/compiled; "none" disables it)`)
-	fs.StringVar(&f.Argv0, "argv0", "", "argv[0] for the guest (default: the file or repository name)")
-	fs.StringVar(&f.Store, "store", "", "OCI store for references (default: the one 'wasilet pull' uses)")
-	fs.BoolVar(&f.PlainHTTP, "plain-http", false, "pull references over plain HTTP")
-	fs.StringArrayVar(&f.Insecure, "insecure-registry", nil, "registry (host[:port]) reached over plain HTTP; repeatable")
 }
 
 // Stdio is the guest's standard streams.
@@ -246,25 +231,4 @@ func Report(w io.Writer, err error) int {
 	}
 	fmt.Fprintln(w, "wasilet:", err)
 	return ExitCode(err)
-}
-
-// Early parses argv (os.Args[1:]) when it is a command line Run can finish
-// alone: the verb run, flags that parse, and an existing regular file. It
-// returns the flags and Run's args; false means the full command handles
-// argv (help, flag errors and references included).
-func Early(argv []string) (*Flags, []string, bool) {
-	if len(argv) == 0 || argv[0] != "run" {
-		return nil, nil, false
-	}
-	f := new(Flags)
-	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	f.Register(fs)
-	if err := fs.Parse(argv[1:]); err != nil || fs.NArg() == 0 {
-		return nil, nil, false
-	}
-	if fi, err := os.Stat(fs.Arg(0)); err != nil || !fi.Mode().IsRegular() {
-		return nil, nil, false
-	}
-	return f, fs.Args(), true
 }
