@@ -5,7 +5,8 @@
 # sample-device-plugin, and the benchmarks' container baseline: containerd,
 # containerd-shim-runc-v2, ctr, runc; and, only when named, the baselines of
 # the module start benchmark: wasmtime (the CLI) and wazero-run (see
-# baselines below). They live outside the clone, in
+# baselines below), and what hack/wasm.sh builds handlers/sqlite-hello with:
+# zig and sqlite3-src (see cmodule below). They live outside the clone, in
 #   ${WASILET_CACHE:-~/.cache/wasilet}/tools/k8s-<version>-<key>/bin
 # where <key> is derived from the pinned versions (tools/versions.env and the
 # go.mod/go.sum of the wrapper modules under tools/), so a fresh clone of the
@@ -62,9 +63,10 @@ kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet
 ctr_bins=(containerd containerd-shim-runc-v2 ctr runc)
 all=(registry oras crictl etcd etcdctl "${ctr_bins[@]}" "${kube_bins[@]}")
 baseline_bins=(wasmtime wazero-run) # built only when named
+cmodule_bins=(zig sqlite3-src)       # fetched only when named
 if [ ${#want[@]} -eq 0 ]; then want=("${all[@]}"); fi
 for w in "${want[@]}"; do
-  case " ${all[*]} ${baseline_bins[*]} " in *" $w "*) ;; *) echo "tools.sh: unknown tool $w (known: ${all[*]} ${baseline_bins[*]})" >&2; exit 2 ;; esac
+  case " ${all[*]} ${baseline_bins[*]} ${cmodule_bins[*]} " in *" $w "*) ;; *) echo "tools.sh: unknown tool $w (known: ${all[*]} ${baseline_bins[*]} ${cmodule_bins[*]})" >&2; exit 2 ;; esac
 done
 wanted() { case " ${want[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 missing() { wanted "$1" && [ ! -x "$bin/$1" ]; }
@@ -292,6 +294,63 @@ baselines() {
   done
 }
 baselines
+
+# cmodule: what hack/wasm.sh needs to build handlers/sqlite-hello from C —
+# zig (a directory: the binary and its lib/, from the ziglang wheel) and
+# sqlite3-src (a directory: sqlite3.c and sqlite3.h, from an npm tarball) —
+# in $cache/tools/wasmc-<key>, <key> hashing tools/cmodule.env; each is
+# symlinked into $bin (zig to the binary inside its directory).
+cmodule() {
+  local names=() n
+  for n in "${cmodule_bins[@]}"; do if wanted "$n"; then names+=("$n"); fi; done
+  [ ${#names[@]} -gt 0 ] || return 0
+  # shellcheck source=../tools/cmodule.env
+  . tools/cmodule.env
+  local ckey cdir start target
+  ckey=$(sha256sum tools/cmodule.env | cut -c1-12)
+  cdir="$cache/tools/wasmc-$ckey"
+  mkdir -p "$cdir"
+  for n in "${names[@]}"; do
+    target="$cdir/$n"
+    if [ "$n" = zig ]; then target="$cdir/zig/zig"; fi
+    if [ -e "$target" ] && [ "$(readlink "$bin/$n" 2>/dev/null)" = "$target" ]; then continue; fi
+    lock "$n"
+    if [ ! -e "$target" ]; then
+      start=$(date +%s)
+      newtmp
+      case "$n" in
+        zig)
+          echo ">> fetching zig (wheel ziglang $ZIG_VERSION, first time only)" >&2
+          if [ "$(uname -sm)" != "Linux x86_64" ]; then
+            echo "tools.sh: zig: only the x86_64 Linux wheel is pinned (tools/cmodule.env), not $(uname -sm)" >&2
+            exit 1
+          fi
+          python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$t" "ziglang==$ZIG_VERSION" >&2
+          echo "$ZIG_SHA256  $t/$ZIG_WHEEL" | sha256sum --check --quiet >&2
+          python3 -m zipfile -e "$t/$ZIG_WHEEL" "$t/wheel"
+          chmod 0755 "$t/wheel/ziglang/zig"
+          "$t/wheel/ziglang/zig" version >&2
+          rm -rf "$cdir/zig"
+          mv "$t/wheel/ziglang" "$cdir/zig"
+          ;;
+        sqlite3-src)
+          echo ">> fetching the SQLite amalgamation ($SQLITE_NPM_PACKAGE, first time only)" >&2
+          (cd "$t" && npm pack --silent "$SQLITE_NPM_PACKAGE" >/dev/null)
+          echo "$SQLITE_NPM_SHA256  $t/$SQLITE_NPM_TARBALL" | sha256sum --check --quiet >&2
+          mkdir -p "$t/src"
+          tar -xzf "$t/$SQLITE_NPM_TARBALL" -C "$t/src" --strip-components=3 package/deps/sqlite3/sqlite3.c package/deps/sqlite3/sqlite3.h
+          rm -rf "$cdir/sqlite3-src"
+          mv "$t/src" "$cdir/sqlite3-src"
+          ;;
+      esac
+      echo ">> $n ready in $(elapsed "$start")" >&2
+    fi
+    ln -sfn "$target" "$bin/.$n.tmp.$$"
+    mv -fT "$bin/.$n.tmp.$$" "$bin/$n"
+    unlock
+  done
+}
+cmodule
 
 if ! $quiet; then
   echo ">> tools in $bin: $(cd "$bin" && ls | tr '\n' ' ')" >&2

@@ -3,7 +3,8 @@
 # a WASI p1 core module, bin/wasm/<name>.wasm, and to a WASI p2 command
 # component, bin/wasm/<name>.component.wasm: a second, reactor build of the
 # program wrapped with jco (installed on first use from npm into the user's
-# cache). Rebuilds only what changed.
+# cache). Rebuilds only what changed. handlers/sqlite-hello, the one C
+# program, is built with zig cc to bin/wasm/sqlite-hello.wasm (below).
 #
 # A program that imports handlers/internal/akriguest is a discovery handler
 # for the agent's akri:discovery world (proto/wit) instead: it is built only
@@ -70,4 +71,20 @@ for main in $(grep -l '^package main' handlers/*/*.go 2>/dev/null | xargs -r -n1
     mv "$comp.tmp" "$comp"
   fi
 done
+
+# handlers/sqlite-hello: a WASI p1 module built from C (SQLite and a main),
+# with zig cc and the SQLite amalgamation that hack/tools.sh fetches. SQLite
+# is configured for one thread, no extensions and no shared memory, which
+# wasi-libc does not provide.
+c_main=handlers/sqlite-hello/main.c
+c_mod="$out/sqlite-hello.wasm"
+if [ ! -f "$c_mod" ] || [ "$c_main" -nt "$c_mod" ] || [ tools/cmodule.env -nt "$c_mod" ] || [ "$0" -nt "$c_mod" ]; then
+  tools=$(hack/tools.sh --dir zig sqlite3-src)
+  echo ">> wasm: sqlite-hello (wasip1 module, C)" >&2
+  "$tools/zig" cc -target wasm32-wasi -O2 -s \
+    -DSQLITE_THREADSAFE=0 -DSQLITE_OMIT_LOAD_EXTENSION -DSQLITE_OMIT_WAL -DSQLITE_MAX_MMAP_SIZE=0 \
+    -DSQLITE_OMIT_SHARED_CACHE -DSQLITE_OMIT_DEPRECATED -DSQLITE_DEFAULT_MEMSTATUS=0 \
+    -I "$tools/sqlite3-src" "$c_main" "$tools/sqlite3-src/sqlite3.c" -o "$c_mod.tmp"
+  mv "$c_mod.tmp" "$c_mod"
+fi
 echo ">> wasm programs in $out" >&2
