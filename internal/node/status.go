@@ -194,13 +194,17 @@ func (p *statusProvider) NotifyNodeStatus(ctx context.Context, cb func(*corev1.N
 // bucket: the first resourceUpdateBurst changes after a quiet spell are sent
 // at once — a device plugin registering (its resource with no devices yet)
 // and its first device list, which follows within milliseconds, are two
-// changes, and the second is what makes the resource schedulable — while a
-// storm of them (an agent serving thousands of plugins) is sent in batches
-// resourceUpdateSpacing apart, because each update carries the whole status,
-// whose size grows with the number of resources.
+// changes, and the second is what makes the resource schedulable; an Akri
+// Configuration brings two plugins, and its deletion as many changes again
+// — while a storm of them (an agent serving thousands of plugins) is sent
+// in batches resourceUpdateSpacing apart, because each update carries the
+// whole status, whose size grows with the number of resources. A bucket of
+// 8 refilled every 250 ms ran dry when Configurations came and went a few
+// times a second (a benchmark's pace), delaying a new resource by up to a
+// refill.
 const (
-	resourceUpdateSpacing = 250 * time.Millisecond
-	resourceUpdateBurst   = 8
+	resourceUpdateSpacing = 100 * time.Millisecond
+	resourceUpdateBurst   = 16
 )
 
 func (p *statusProvider) loop(ctx context.Context) {

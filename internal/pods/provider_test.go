@@ -325,11 +325,25 @@ func TestPodSucceeds(t *testing.T) {
 			t.Errorf("no %s event in:\n%s", want, ev)
 		}
 	}
-	h.notes.mu.Lock()
-	n := h.notes.last["hello"]
-	h.notes.mu.Unlock()
-	if n == nil {
-		t.Fatal("no notification")
+	// The status reaches virtual-kubelet asynchronously (the provider's
+	// notify loop), so the callback may come after GetPodStatus says
+	// Succeeded: wait for it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		h.notes.mu.Lock()
+		n := h.notes.last["hello"]
+		h.notes.mu.Unlock()
+		if n != nil && n.Status.Phase == corev1.PodSucceeded {
+			break
+		}
+		if time.Now().After(deadline) {
+			last := "none"
+			if n != nil {
+				last = string(n.Status.Phase)
+			}
+			t.Fatalf("no notification of the Succeeded status (last: %s)", last)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
