@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -74,6 +75,13 @@ func ParseDetails(details string) (Details, error) {
 	}
 	if raw.Descriptions == nil {
 		return Details{}, fmt.Errorf("%w: descriptions is required", ErrInvalidDetails)
+	}
+	for _, d := range *raw.Descriptions {
+		// A description becomes a device ID and property value: protobuf
+		// strings, which must be UTF-8 (a !!binary scalar need not be).
+		if !utf8.ValidString(d) {
+			return Details{}, fmt.Errorf("%w: description %q is not UTF-8 text", ErrInvalidDetails, d)
+		}
 	}
 	return Details{Descriptions: *raw.Descriptions}, nil
 }

@@ -44,15 +44,29 @@ func FuzzParseDetails(f *testing.F) {
 		if err != nil {
 			t.Fatalf("yaml.Marshal(%q): %v", d.Descriptions, err)
 		}
-		if again, err := ParseDetails(string(y)); err != nil || !reflect.DeepEqual(again, d) {
-			t.Fatalf("ParseDetails(%q) = %q; as YAML %q it parses to %q, %v", details, d.Descriptions, y, again.Descriptions, err)
+		// The YAML emitter writes some strings (a leading line break: "\n0")
+		// as block scalars its own parser refuses or reads differently; the
+		// round trip only holds for text the YAML library reads back as the
+		// same list.
+		readsBack := func(text []byte) bool {
+			var back map[string][]string
+			return yaml.Unmarshal(text, &back) == nil && reflect.DeepEqual(back["descriptions"], d.Descriptions)
+		}
+		if readsBack(y) {
+			if again, err := ParseDetails(string(y)); err != nil || !reflect.DeepEqual(again, d) {
+				t.Fatalf("ParseDetails(%q) = %q; as YAML %q it parses to %q, %v", details, d.Descriptions, y, again.Descriptions, err)
+			}
 		}
 		j, err := json.Marshal(map[string][]string{"descriptions": d.Descriptions})
 		if err != nil {
 			t.Fatalf("json.Marshal(%q): %v", d.Descriptions, err)
 		}
-		if again, err := ParseDetails(string(j)); err != nil || !reflect.DeepEqual(again, d) {
-			t.Fatalf("ParseDetails(%q) = %q; as JSON %s it parses to %q, %v", details, d.Descriptions, j, again.Descriptions, err)
+		// encoding/json writes C1 controls (U+0080–U+009F) unescaped, which
+		// YAML does not allow in a document: same rule as above.
+		if readsBack(j) {
+			if again, err := ParseDetails(string(j)); err != nil || !reflect.DeepEqual(again, d) {
+				t.Fatalf("ParseDetails(%q) = %q; as JSON %s it parses to %q, %v", details, d.Descriptions, j, again.Descriptions, err)
+			}
 		}
 	})
 }
