@@ -112,7 +112,10 @@ import (
 // (NewEngine fails if it breaks, and TestStoreLayout fails loudly).
 
 // interrupter stops one store's guest from another goroutine.
-type interrupter struct{ e *C.wasilet_epoch }
+type interrupter struct {
+	e      *C.wasilet_epoch
+	engine *wasmtime.Engine // the store's, whose epoch a stop advances
+}
 
 // checkStoreLayout reports whether wasmtime.Store still starts with the C
 // store pointer this file reads.
@@ -129,10 +132,13 @@ func checkStoreLayout() error {
 	return nil
 }
 
-// installInterrupt arms store with the epoch-deadline callback. The store
-// must be alive for as long as the interrupter is used; the flag memory is
-// owned and freed by the store.
-func installInterrupt(store *wasmtime.Store) (*interrupter, error) {
+// installInterrupt arms store (of engine) with the epoch-deadline callback
+// and a deadline of 0: the guest's first epoch check calls the callback,
+// which sees a stop flag set before this point (the epoch increment that
+// came with it may have preceded the deadline), then extends it by a tick.
+// The store must be alive for as long as the interrupter is used; the flag
+// memory is owned and freed by the store.
+func installInterrupt(engine *wasmtime.Engine, store *wasmtime.Store) (*interrupter, error) {
 	ptr := *(*unsafe.Pointer)(unsafe.Pointer(store))
 	if ptr == nil {
 		return nil, errors.New("store is closed")
@@ -142,13 +148,18 @@ func installInterrupt(store *wasmtime.Store) (*interrupter, error) {
 	if e == nil {
 		return nil, errors.New("allocate interrupt flag: out of memory")
 	}
-	return &interrupter{e: e}, nil
+	store.SetEpochDeadline(0)
+	return &interrupter{e: e, engine: engine}, nil
 }
 
-// interrupt makes the guest trap at the epoch check after the engine's
-// epoch next advances: the caller advances it (Engine.IncrementEpoch).
-// Safe to call from any goroutine while the store is alive.
-func (i *interrupter) interrupt() { C.wasilet_interrupt(i.e) }
+// interrupt sets the guest's stop flag and advances the engine's epoch, so
+// a guest running Wasm code traps at its next epoch check rather than at the
+// engine ticker's next tick. Safe to call from any goroutine while the store
+// is alive.
+func (i *interrupter) interrupt() {
+	C.wasilet_interrupt(i.e)
+	i.engine.IncrementEpoch()
+}
 
 // memoryLayoutOK says whether wasmtime.Memory is the C wasmtime_memory_t
 // this file declares, so trackMemory may copy it; if a wasmtime-go upgrade

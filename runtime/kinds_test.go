@@ -284,8 +284,7 @@ func TestProgramImports(t *testing.T) {
 // TestKindsStoppedWithoutTicker: a stop does not wait for the engine's
 // epoch ticker. With a ticker that would first tick after an hour, a
 // spinning guest is still stopped by its timeout and by cancellation (the
-// stop advances the epoch itself), and a cancellation that comes before the
-// run starts stops it at its first epoch check (stores start at deadline 0).
+// stop advances the epoch itself).
 func TestKindsStoppedWithoutTicker(t *testing.T) {
 	e, err := runtime.NewEngine(runtime.Options{EpochInterval: time.Hour})
 	if err != nil {

@@ -97,14 +97,10 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 		store.Limiter(spec.MemoryLimit, -1, -1, -1, -1)
 	}
 	store.SetWasi(wasi)
-	intr, err := installInterrupt(store)
+	intr, err := installInterrupt(m.e.engine, store)
 	if err != nil {
 		return Result{}, err
 	}
-	// Deadline 0: the guest's first epoch check calls the callback, which
-	// sees a stop flag set before this point (the epoch increment that came
-	// with it may have preceded the deadline), then extends it by a tick.
-	store.SetEpochDeadline(0)
 
 	// Stop the guest when ctx ends. The watcher is finished before the store
 	// is deleted, since the interrupt flag belongs to the store.
@@ -115,7 +111,6 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 		select {
 		case <-ctx.Done():
 			intr.interrupt()
-			m.e.engine.IncrementEpoch() // the guest sees the flag at its next check
 			streams.closeStdin()
 		case <-watchDone:
 		}

@@ -337,12 +337,15 @@ func (i *Instance) Call(ctx context.Context, iface, fn string, args []Val, nresu
 	return nil, ce
 }
 
-// stop sets the instance's stop flag and advances the engine's epoch, so a
-// guest running Wasm code sees the flag at its next epoch check rather than
-// at the next tick of the engine's ticker.
-func (i *Instance) stop() {
-	C.wasmtimec_cancel_set(i.cancel)
-	i.comp.engine.IncrementEpoch()
+// stop stops the instance's call in flight (stopGuest).
+func (i *Instance) stop() { stopGuest(i.cancel, i.comp.engine) }
+
+// stopGuest sets a store's stop flag and advances engine's epoch, so a guest
+// running Wasm code sees the flag at its next epoch check rather than at the
+// next tick of the engine's ticker.
+func stopGuest(cancel *C.wasmtimec_cancel_t, engine *wasmtime.Engine) {
+	C.wasmtimec_cancel_set(cancel)
+	engine.IncrementEpoch()
 }
 
 // Close releases the instance and its store. Idempotent.

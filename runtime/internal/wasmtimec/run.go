@@ -151,8 +151,7 @@ func (c *Component) Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !freed {
-			C.wasmtimec_cancel_set(cancel)
-			c.engine.IncrementEpoch() // the guest sees the flag at its next check
+			stopGuest(cancel, c.engine)
 		}
 	})
 
