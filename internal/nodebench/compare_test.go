@@ -106,7 +106,8 @@ func BenchmarkPodStart(b *testing.B) {
 	// own tag beforehand), so the node pulls and compiles it: testprog (3 MB
 	// of Go) and sqlite-hello (~1 MB of C, the size the issue names).
 	stamp := time.Now().UnixNano()
-	coldPodsOf := func(file string) []*corev1.Pod {
+	// coldPodsOf also returns the module's size in MB.
+	coldPodsOf := func(file string) ([]*corev1.Pod, float64) {
 		module, err := os.ReadFile(nodetest.WasmFile(b, file))
 		if err != nil {
 			b.Fatal(err)
@@ -122,16 +123,12 @@ func BenchmarkPodStart(b *testing.B) {
 			cref := nodetest.PushWasm(b, n.Env, f, fmt.Sprintf("nodebench-cold-%s:%d-%d", name, stamp, i))
 			pods = append(pods, n.Pod(ns, fmt.Sprintf("cold-%s-%03d", name, i), cref, func(p *corev1.Pod) { p.Spec.Containers[0].Args = stayArgs }))
 		}
-		return pods
+		return pods, float64(len(module)) / 1e6
 	}
-	cold := coldPodsOf(k.file)
+	cold, _ := coldPodsOf(k.file)
 	got["cold"] = startWasm(b, n, ns, cold, false)
-	got["cold-c"] = startWasm(b, n, ns, coldPodsOf("sqlite-hello.wasm"), false)
-	fi, err := os.Stat(nodetest.WasmFile(b, "sqlite-hello.wasm"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	sqliteMB := float64(fi.Size()) / 1e6
+	coldC, sqliteMB := coldPodsOf("sqlite-hello.wasm")
+	got["cold-c"] = startWasm(b, n, ns, coldC, false)
 	for b.Loop() {
 	}
 	b.ReportMetric(0, "ns/op")
