@@ -156,6 +156,8 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 	f.BoolVar(&selfSigned, "self-signed-serving-cert", false, "serve the kubelet API with a self-signed certificate instead of asking the cluster for one")
 	f.Float32Var(&cfg.KubeAPIQPS, "kube-api-qps", 50, "requests per second to the API server, for the node and its in-process agent")
 	f.IntVar(&cfg.KubeAPIBurst, "kube-api-burst", 100, "burst of requests to the API server above --kube-api-qps")
+	f.Float32Var(&cfg.EventQPS, "event-qps", 50, "events per second the node posts, on a client of their own (negative: no limit)")
+	f.IntVar(&cfg.EventBurst, "event-burst", 100, "burst of events above --event-qps")
 	f.IntVar(&maxOpenFiles, "max-open-files-per-container", pods.DefaultMaxOpenFiles, "open files one container may hold (they are the node's own): a container past it is stopped with reason TooManyOpenFiles")
 	f.IntVar(&cfg.MaxPods, "max-pods", node.DefaultMaxPods, "pods capacity of the node")
 	f.StringVar(&cpu, "cpu", "", "cpu capacity (default: the host's logical CPUs)")

@@ -107,6 +107,12 @@ type Config struct {
 	KubeAPIQPS   float32
 	KubeAPIBurst int
 
+	// EventQPS and EventBurst limit the events the node posts, on a client
+	// of their own (the kubelet's --event-qps and --event-burst). Default:
+	// the kubelet's, 50 and 100; a negative EventQPS, no limit.
+	EventQPS   float32
+	EventBurst int
+
 	// Labels are added to the node's labels (they cannot override the
 	// arch/os/hostname/runtime labels).
 	Labels map[string]string

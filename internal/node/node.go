@@ -85,6 +85,21 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 	if err != nil {
 		return fmt.Errorf("node client: %w", err)
 	}
+	// Two more clients, each with a rate limiter of its own, as the
+	// kubelet has: events (Scheduled pods post three each) would otherwise
+	// spend the token bucket that pod status writes wait on — a node
+	// starting pods a few dozen times a second saw each Running status
+	// queue ~25 ms behind the events of the pods before it — and the
+	// heartbeats (node status, Lease) are not limited at all, so a busy
+	// node never looks dead for want of a token.
+	eventClient, err := kubernetes.NewForConfig(limited(creds.rest, cmp.Or(cfg.EventQPS, 50), cmp.Or(cfg.EventBurst, 100)))
+	if err != nil {
+		return fmt.Errorf("node event client: %w", err)
+	}
+	heartbeatClient, err := kubernetes.NewForConfig(limited(creds.rest, -1, 0))
+	if err != nil {
+		return fmt.Errorf("node heartbeat client: %w", err)
+	}
 	ca, err := clientCA(&cfg, creds.rest)
 	if err != nil {
 		return err
@@ -95,7 +110,7 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 
 	status := newStatusProvider(&cfg)
 	eb := record.NewBroadcaster(record.WithContext(ctx))
-	eb.StartRecordingToSink(&corev1client.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	eb.StartRecordingToSink(&corev1client.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer eb.Shutdown()
 	recorder := eb.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "wasilet", Host: cfg.NodeName})
 
@@ -145,8 +160,9 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 		return err
 	}
 
-	nc, err := vknode.NewNodeController(status, initial, kc.CoreV1().Nodes(),
-		vknode.WithNodeEnableLeaseV1(kc.CoordinationV1().Leases(corev1.NamespaceNodeLease), vknode.DefaultLeaseDuration),
+	hb := nodeScopedClient{heartbeatClient}
+	nc, err := vknode.NewNodeController(status, initial, hb.CoreV1().Nodes(),
+		vknode.WithNodeEnableLeaseV1(hb.CoordinationV1().Leases(corev1.NamespaceNodeLease), vknode.DefaultLeaseDuration),
 		vknode.WithNodeStatusUpdateErrorHandler(func(ctx context.Context, err error) error {
 			if !apierrors.IsNotFound(err) {
 				return err
@@ -254,6 +270,14 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 
 // informerResync is the informers' full resync period (nodeutil's default).
 const informerResync = time.Minute
+
+// limited is a copy of c whose clients get a rate limiter of their own:
+// qps requests a second with bursts of burst; a negative qps, none.
+func limited(c *rest.Config, qps float32, burst int) *rest.Config {
+	c = rest.CopyConfig(c)
+	c.QPS, c.Burst, c.RateLimiter = qps, burst, nil
+	return c
+}
 
 // controllerErr is what Run returns when a controller stopped: nil when ctx
 // was cancelled (a clean stop, whatever the controller said on the way
