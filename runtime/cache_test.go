@@ -212,3 +212,59 @@ func TestForget(t *testing.T) {
 	mustLoad(t, e, wasm)
 	wantStats(t, e, runtime.Stats{Compiles: 1, DiskHits: 1})
 }
+
+// A tiered engine starts a module no cache has on its quick compile,
+// compiles it fully in the background, writes the artifact and serves the
+// optimized program from then on; the baseline program keeps working.
+func TestTieredLoad(t *testing.T) {
+	wasm, key := readTestprog(t)
+	dir := t.TempDir()
+	e, err := runtime.NewEngine(runtime.Options{CacheDir: dir, Tiered: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	base := mustLoad(t, e, wasm)
+	if !base.Baseline() {
+		t.Fatalf("first load is not baseline code; stats %+v", e.Stats())
+	}
+	runtime.WaitBackgroundForTest(e)
+	wantStats(t, e, runtime.Stats{Compiles: 1, BaselineCompiles: 1})
+	if _, err := os.Stat(e.ArtifactPath(key, runtime.KindModule)); err != nil {
+		t.Fatalf("the optimizing compile wrote no artifact: %v", err)
+	}
+	opt := mustLoad(t, e, wasm)
+	if opt.Baseline() || opt == base {
+		t.Fatalf("second load: baseline %v, same program %v", opt.Baseline(), opt == base)
+	}
+	wantStats(t, e, runtime.Stats{Compiles: 1, BaselineCompiles: 1, MemoryHits: 1})
+	for _, p := range []*runtime.Program{base, opt} {
+		if out := runSpec(t, p, runtime.Spec{Args: []string{"hello"}}); out.stdout != "Hello, world!\n" {
+			t.Fatalf("baseline %v: %+v %q %q", p.Baseline(), out.res, out.stdout, out.stderr)
+		}
+	}
+
+	// Another tiered engine on the same cache: the artifact, no compile.
+	e2, err := runtime.NewEngine(runtime.Options{CacheDir: dir, Tiered: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	if p := mustLoad(t, e2, wasm); p.Baseline() {
+		t.Fatal("a cached module was loaded as baseline code")
+	}
+	wantStats(t, e2, runtime.Stats{DiskHits: 1})
+
+	// Close while the optimizing compile runs: it waits for it, and the
+	// compile frees what it made.
+	e3, err := runtime.NewEngine(runtime.Options{Tiered: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := mustLoad(t, e3, wasm); !p.Baseline() {
+		t.Fatal("first load of a cacheless tiered engine is not baseline code")
+	}
+	if err := e3.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -28,7 +28,7 @@ type componentBackend struct{ e *Engine }
 func (e *Engine) componentBackend() (backend, error) { return componentBackend{e}, nil }
 
 func (b componentBackend) compile(wasm []byte) (compiledImpl, error) {
-	c, err := wasmtimec.Compile(b.e.engine, wasm)
+	c, err := wasmtimec.Compile(b.e.opt.engine, wasm)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +36,7 @@ func (b componentBackend) compile(wasm []byte) (compiledImpl, error) {
 }
 
 func (b componentBackend) deserialize(path string, _ []byte) (compiledImpl, error) {
-	c, err := wasmtimec.DeserializeFile(b.e.engine, path)
+	c, err := wasmtimec.DeserializeFile(b.e.opt.engine, path)
 	if err != nil {
 		return nil, err
 	}

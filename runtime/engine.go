@@ -37,6 +37,14 @@ type Options struct {
 	CacheDir string
 	// EpochInterval overrides DefaultEpochInterval (0: the default).
 	EpochInterval time.Duration
+	// Tiered starts a core module that is in neither cache on code from a
+	// quicker compile — Cranelift with its single-pass register allocator
+	// (two thirds of the time here; code with more spills) — while the
+	// module is compiled as usual in the background; the artifact written
+	// then serves every later load. Runs already started keep the first
+	// code. For a node, where a pod's first start waits on the compile; a
+	// one-shot command had better compile once.
+	Tiered bool
 }
 
 // Stats counts how Engine.Load found its programs. Tests use it to assert
@@ -47,8 +55,15 @@ type Stats struct {
 	// DiskHits counts loads served by deserializing a compiled artifact
 	// from CacheDir.
 	DiskHits uint64
-	// Compiles counts loads that compiled the wasm binary.
+	// Compiles counts full compiles of wasm binaries (a load's, or the
+	// background one of a tiered load).
 	Compiles uint64
+	// BaselineCompiles counts loads that compiled a core module with the
+	// quicker baseline settings (Options.Tiered).
+	BaselineCompiles uint64
+	// OptimizeErrors counts background compiles that failed after a
+	// baseline compile succeeded; the baseline program stays in use.
+	OptimizeErrors uint64
 	// Discarded counts artifacts in CacheDir found corrupt, truncated or
 	// incompatible with this engine, removed and then recompiled.
 	Discarded uint64
@@ -82,14 +97,21 @@ type Stats struct {
 //     with guard pages, so bounds checks are free): 1,000 guests use 4 TiB
 //     of the 128 TiB user address space.
 type Engine struct {
-	engine      *wasmtime.Engine
-	linker      *wasmtime.Linker
+	opt         *tier // every artifact, component and instance
 	cacheDir    string
 	fingerprint string
+
+	// With Options.Tiered: the quick tier, the background tier and the
+	// optimizer's queue (see tiered.go); nil otherwise.
+	baseline, background *tier
 
 	mu       sync.Mutex
 	programs map[string]*loadEntry
 	closed   bool
+	jobs     []optimizeJob // queued for the optimizer, oldest first
+
+	jobWake       chan struct{}
+	optimizerDone chan struct{}
 
 	stopTicker chan struct{}
 	tickerDone chan struct{}
@@ -99,6 +121,43 @@ type Engine struct {
 	wake   chan struct{}
 
 	memoryHits, diskHits, compiles, discarded, cacheWriteErrors atomic.Uint64
+	baselineCompiles, optimizeErrors                            atomic.Uint64
+	optimized                                                   atomic.Uint64 // optimizer jobs ended
+}
+
+// tier is one wasmtime engine and the WASI p1 linker of its core modules.
+// Code compiled by one tier's engine runs only in stores of that engine.
+type tier struct {
+	engine *wasmtime.Engine
+	linker *wasmtime.Linker
+}
+
+// engineConfig is the configuration described on Engine.
+func engineConfig() *wasmtime.Config {
+	cfg := wasmtime.NewConfig()
+	cfg.SetStrategy(wasmtime.StrategyCranelift)
+	cfg.SetCraneliftOptLevel(wasmtime.OptLevelSpeed)
+	cfg.SetEpochInterruption(true)
+	cfg.SetParallelCompilation(true)
+	cfg.SetDebugInfo(false)
+	cfg.SetCraneliftNanCanonicalization(false)
+	return cfg
+}
+
+// newTier creates the engine of cfg (which it consumes) and its linker.
+func newTier(cfg *wasmtime.Config) (*tier, error) {
+	engine := wasmtime.NewEngineWithConfig(cfg)
+	linker, err := newWASILinker(engine)
+	if err != nil {
+		engine.Close()
+		return nil, err
+	}
+	return &tier{engine: engine, linker: linker}, nil
+}
+
+func (t *tier) close() {
+	t.linker.Close()
+	t.engine.Close()
 }
 
 // NewEngine creates the engine and starts its epoch ticker. Call Close when
@@ -111,29 +170,24 @@ func NewEngine(opts Options) (*Engine, error) {
 	if interval <= 0 {
 		interval = DefaultEpochInterval
 	}
-	cfg := wasmtime.NewConfig()
-	cfg.SetStrategy(wasmtime.StrategyCranelift)
-	cfg.SetCraneliftOptLevel(wasmtime.OptLevelSpeed)
-	cfg.SetEpochInterruption(true)
-	cfg.SetParallelCompilation(true)
-	cfg.SetDebugInfo(false)
-	cfg.SetCraneliftNanCanonicalization(false)
-	engine := wasmtime.NewEngineWithConfig(cfg)
-
-	linker, err := newWASILinker(engine)
+	opt, err := newTier(engineConfig())
 	if err != nil {
-		engine.Close()
 		return nil, fmt.Errorf("new engine: %w", err)
 	}
 	e := &Engine{
-		engine:      engine,
-		linker:      linker,
+		opt:         opt,
 		cacheDir:    opts.CacheDir,
 		fingerprint: configFingerprint(),
 		programs:    make(map[string]*loadEntry),
 		stopTicker:  make(chan struct{}),
 		tickerDone:  make(chan struct{}),
 		wake:        make(chan struct{}, 1),
+	}
+	if opts.Tiered {
+		if err := e.startTiers(); err != nil {
+			opt.close()
+			return nil, fmt.Errorf("new engine: %w", err)
+		}
 	}
 	go e.tick(interval)
 	return e, nil
@@ -173,7 +227,11 @@ func (e *Engine) tick(interval time.Duration) {
 		case <-e.stopTicker:
 			return
 		case <-t.C:
-			e.engine.IncrementEpoch()
+			for _, t := range []*tier{e.opt, e.baseline, e.background} {
+				if t != nil {
+					t.engine.IncrementEpoch()
+				}
+			}
 		}
 	}
 }
@@ -195,6 +253,8 @@ func (e *Engine) Stats() Stats {
 		MemoryHits:       e.memoryHits.Load(),
 		DiskHits:         e.diskHits.Load(),
 		Compiles:         e.compiles.Load(),
+		BaselineCompiles: e.baselineCompiles.Load(),
+		OptimizeErrors:   e.optimizeErrors.Load(),
 		Discarded:        e.discarded.Load(),
 		CacheWriteErrors: e.cacheWriteErrors.Load(),
 	}
@@ -240,6 +300,7 @@ func (e *Engine) Close() error {
 	e.programs = nil
 	e.mu.Unlock()
 
+	e.stopOptimizer()
 	close(e.stopTicker)
 	<-e.tickerDone
 	for _, ent := range programs {
@@ -251,8 +312,11 @@ func (e *Engine) Close() error {
 		default:
 		}
 	}
-	e.linker.Close()
-	e.engine.Close()
+	for _, t := range []*tier{e.opt, e.baseline, e.background} {
+		if t != nil {
+			t.close()
+		}
+	}
 	return nil
 }
 

@@ -1,6 +1,9 @@
 package runtime
 
-import "os"
+import (
+	"os"
+	"time"
+)
 
 // Test hooks for the external test package.
 
@@ -16,4 +19,15 @@ func CountFileReadsForTest(n *int) func() {
 	orig := readAll
 	readAll = func(f *os.File) ([]byte, error) { *n++; return orig(f) }
 	return func() { readAll = orig }
+}
+
+// WaitBackgroundForTest waits until e's optimizer has ended a job for
+// every baseline compile.
+func WaitBackgroundForTest(e *Engine) {
+	for {
+		if e.optimized.Load() >= e.baselineCompiles.Load() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

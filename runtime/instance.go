@@ -71,7 +71,7 @@ func (e *Engine) NewLinker(imports []Import) (*Linker, error) {
 	for i, im := range imports {
 		defs[i] = wasmtimec.HostDef{Interface: im.Interface, Func: im.Func, Fn: wasmtimec.HostFunc(im.Fn)}
 	}
-	l, err := wasmtimec.NewLinker(e.engine, defs)
+	l, err := wasmtimec.NewLinker(e.opt.engine, defs)
 	if err != nil {
 		return nil, err
 	}

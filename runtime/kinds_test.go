@@ -40,8 +40,36 @@ func testprogComponent(t testing.TB) *runtime.Program {
 	return compProg
 }
 
+var (
+	baseOnce sync.Once
+	baseEng  *runtime.Engine
+	baseProg *runtime.Program
+	baseErr  error
+)
+
+// testprogBaseline is testprog as a tiered engine first loads it: its quick
+// compile. The program stays that code for as long as it is held, whatever
+// the background compile does.
+func testprogBaseline(t testing.TB) *runtime.Program {
+	t.Helper()
+	baseOnce.Do(func() {
+		baseEng, baseErr = runtime.NewEngine(runtime.Options{Tiered: true})
+		if baseErr == nil {
+			baseProg, baseErr = baseEng.LoadFile(context.Background(), testprogWasm)
+		}
+	})
+	if baseErr != nil {
+		t.Fatalf("load testprog (tiered): %v", baseErr)
+	}
+	if !baseProg.Baseline() {
+		t.Fatalf("a tiered engine's first load of testprog is not baseline code (stats %+v)", baseEng.Stats())
+	}
+	return baseProg
+}
+
 func forKinds(t *testing.T, f func(t *testing.T, p *runtime.Program)) {
 	t.Run("module", func(t *testing.T) { f(t, testprog(t)) })
+	t.Run("module-baseline", func(t *testing.T) { f(t, testprogBaseline(t)) })
 	t.Run("component", func(t *testing.T) {
 		p := testprogComponent(t)
 		if p.Kind() != runtime.KindComponent {
@@ -286,17 +314,28 @@ func TestProgramImports(t *testing.T) {
 // spinning guest is still stopped by its timeout and by cancellation (the
 // stop advances the epoch itself).
 func TestKindsStoppedWithoutTicker(t *testing.T) {
-	e, err := runtime.NewEngine(runtime.Options{EpochInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	for _, path := range []string{testprogWasm, componentWasm(t)} {
-		p, err := e.LoadFile(context.Background(), path)
+	for _, c := range []struct {
+		path   string
+		tiered bool
+	}{{testprogWasm, false}, {testprogWasm, true}, {componentWasm(t), false}} {
+		// An engine per program: a tiered one's first load is baseline code.
+		e, err := runtime.NewEngine(runtime.Options{EpochInterval: time.Hour, Tiered: c.tiered})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Run(p.Kind().String(), func(t *testing.T) {
+		defer e.Close()
+		p, err := e.LoadFile(context.Background(), c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := p.Kind().String()
+		if p.Baseline() {
+			name += "-baseline"
+		}
+		if p.Baseline() != c.tiered {
+			t.Fatalf("%s: Baseline() = %v", name, p.Baseline())
+		}
+		t.Run(name, func(t *testing.T) {
 			res := waitRun(t, context.Background(), p, runtime.Spec{Args: []string{"spin"}, Timeout: 200 * time.Millisecond})
 			if res.Reason != runtime.ReasonKilled || res.ExitCode != 137 {
 				t.Fatalf("spin with a timeout: got %+v", res)

@@ -29,28 +29,32 @@ const (
 // classifyOOM).
 const oomHeadroom = 8 << 20
 
-// moduleBackend compiles core modules.
-type moduleBackend struct{ e *Engine }
+// moduleBackend compiles core modules with one of the engine's tiers.
+type moduleBackend struct {
+	e *Engine
+	t *tier
+}
 
 func (b moduleBackend) compile(wasm []byte) (compiledImpl, error) {
-	m, err := wasmtime.NewModule(b.e.engine, wasm)
+	m, err := wasmtime.NewModule(b.t.engine, wasm)
 	if err != nil {
 		return nil, err
 	}
-	return &moduleProgram{e: b.e, module: m}, nil
+	return &moduleProgram{e: b.e, t: b.t, module: m}, nil
 }
 
 func (b moduleBackend) deserialize(path string, _ []byte) (compiledImpl, error) {
-	m, err := wasmtime.NewModuleDeserializeFile(b.e.engine, path)
+	m, err := wasmtime.NewModuleDeserializeFile(b.t.engine, path)
 	if err != nil {
 		return nil, err
 	}
-	return &moduleProgram{e: b.e, module: m}, nil
+	return &moduleProgram{e: b.e, t: b.t, module: m}, nil
 }
 
 // moduleProgram runs a WASI p1 core module.
 type moduleProgram struct {
 	e      *Engine
+	t      *tier // the wasmtime engine the module was compiled for
 	module *wasmtime.Module
 }
 
@@ -83,7 +87,7 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 	defer pin.Unpin() // after closeStore: the callback writes no more
 
 	rs := &runState{done: ctx.Done(), monotonicStart: time.Now(), usage: spec.Usage}
-	store := wasmtime.NewStoreWithData(m.e.engine, rs)
+	store := wasmtime.NewStoreWithData(m.t.engine, rs)
 	storeClosed := false
 	closeStore := func() {
 		if !storeClosed {
@@ -97,7 +101,7 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 		store.Limiter(spec.MemoryLimit, -1, -1, -1, -1)
 	}
 	store.SetWasi(wasi)
-	intr, err := installInterrupt(m.e.engine, store)
+	intr, err := installInterrupt(m.t.engine, store)
 	if err != nil {
 		return Result{}, err
 	}
@@ -121,7 +125,7 @@ func (m *moduleProgram) run(ctx context.Context, spec Spec) (Result, error) {
 	}
 
 	var callErr error
-	inst, err := m.e.linker.Instantiate(store, m.module)
+	inst, err := m.t.linker.Instantiate(store, m.module)
 	if err != nil {
 		var trap *wasmtime.Trap
 		if !errors.As(err, &trap) {

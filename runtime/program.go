@@ -55,6 +55,13 @@ type programImpl interface {
 // Kind says whether the program is a core module or a component.
 func (p *Program) Kind() Kind { return p.kind }
 
+// Baseline says whether the program is a tiered engine's quick compile of a
+// module (see Options.Tiered) rather than its full one.
+func (p *Program) Baseline() bool {
+	m, ok := p.impl.(*moduleProgram)
+	return ok && m.t == p.e.baseline
+}
+
 // Digest is "sha256:<hex>" of the wasm binary the program was compiled from.
 func (p *Program) Digest() string { return p.digest }
 
@@ -192,7 +199,8 @@ func (e *Engine) loadKey(ctx context.Context, kind Kind, key string, wasm func()
 	e.programs[key] = ent
 	e.mu.Unlock()
 
-	ent.prog, ent.err = e.load(kind, key, wasm)
+	var optimize []byte
+	ent.prog, optimize, ent.err = e.load(kind, key, wasm)
 	if ent.err != nil {
 		// Forget failures so a later load tries again.
 		e.mu.Lock()
@@ -202,6 +210,9 @@ func (e *Engine) loadKey(ctx context.Context, kind Kind, key string, wasm func()
 		e.mu.Unlock()
 	}
 	close(ent.done)
+	if optimize != nil {
+		e.optimizeLater(ent, kind, key, optimize)
+	}
 	return ent.prog, ent.err
 }
 
@@ -223,15 +234,17 @@ func cacheKey(wasm []byte, digest string) (string, error) {
 }
 
 // load finds or compiles one program; it is called once per key at a time.
-func (e *Engine) load(kind Kind, key string, wasmFn func() ([]byte, error)) (*Program, error) {
+// With Options.Tiered, a core module compiled here gets the baseline tier,
+// and load also returns its wasm for optimizeLater.
+func (e *Engine) load(kind Kind, key string, wasmFn func() ([]byte, error)) (*Program, []byte, error) {
 	var be backend
 	switch kind {
 	case KindModule:
-		be = moduleBackend{e}
+		be = moduleBackend{e, e.opt}
 	case KindComponent:
 		var err error
 		if be, err = e.componentBackend(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	p := &Program{e: e, kind: kind, digest: "sha256:" + key}
@@ -243,7 +256,7 @@ func (e *Engine) load(kind Kind, key string, wasmFn func() ([]byte, error)) (*Pr
 			if err == nil {
 				e.diskHits.Add(1)
 				p.impl = impl
-				return p, nil
+				return p, nil, nil
 			}
 			// Valid checksum but wasmtime refuses it (e.g. another CPU
 			// feature set): discard and compile again.
@@ -252,24 +265,41 @@ func (e *Engine) load(kind Kind, key string, wasmFn func() ([]byte, error)) (*Pr
 	}
 	wasm, err := wasmFn()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if kind == KindModule && e.baseline != nil {
+		// Should the baseline compile fail, the full one below says why.
+		if impl, err := (moduleBackend{e, e.baseline}).compile(wasm); err == nil {
+			e.baselineCompiles.Add(1)
+			p.impl = impl
+			return p, wasm, nil
+		}
 	}
 	impl, err := be.compile(wasm)
 	if err != nil {
-		return nil, fmt.Errorf("compile %s sha256:%s: %w", kind, key, err)
+		return nil, nil, fmt.Errorf("compile %s sha256:%s: %w", kind, key, err)
 	}
 	e.compiles.Add(1)
-	if path != "" {
-		if payload, err := impl.serialize(); err == nil {
-			if err := writeArtifact(path, payload); err != nil {
-				e.cacheWriteErrors.Add(1)
-			}
-		} else {
-			e.cacheWriteErrors.Add(1)
-		}
-	}
+	e.writeCache(key, kind, impl)
 	p.impl = impl
-	return p, nil
+	return p, nil, nil
+}
+
+// writeCache writes the artifact of a fully compiled program when the
+// engine has a CacheDir; a failure is counted, not returned (the program
+// runs anyway).
+func (e *Engine) writeCache(key string, kind Kind, impl compiledImpl) {
+	path := e.artifactPath(key, kind)
+	if path == "" {
+		return
+	}
+	payload, err := impl.serialize()
+	if err == nil {
+		err = writeArtifact(path, payload)
+	}
+	if err != nil {
+		e.cacheWriteErrors.Add(1)
+	}
 }
 
 // backend compiles and deserializes one kind of program.

@@ -40,6 +40,7 @@ func newNodeCommand() *cobra.Command {
 		criSocket          string
 		akriAgent          bool
 		maxOpenFiles       int
+		tiered             bool
 		af                 agentFlags
 	)
 	cmd := &cobra.Command{
@@ -109,7 +110,7 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 				cfg.ServingCert = node.ServingCertSelfSigned
 			}
 
-			w := &podsWiring{insecureRegistries: insecureRegistries, criSocket: criSocket, maxOpenFiles: maxOpenFiles, log: cfg.Logger}
+			w := &podsWiring{insecureRegistries: insecureRegistries, criSocket: criSocket, maxOpenFiles: maxOpenFiles, tiered: tiered, log: cfg.Logger}
 			defer w.close()
 			cfg.NewProvider = w.newProvider
 
@@ -158,6 +159,7 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 	f.IntVar(&cfg.KubeAPIBurst, "kube-api-burst", 100, "burst of requests to the API server above --kube-api-qps")
 	f.Float32Var(&cfg.EventQPS, "event-qps", 50, "events per second the node posts, on a client of their own (negative: no limit)")
 	f.IntVar(&cfg.EventBurst, "event-burst", 100, "burst of events above --event-qps")
+	f.BoolVar(&tiered, "tiered-compilation", true, "start a module no cache has on a quicker compile (Cranelift's single-pass register allocator) while the full compile runs in the background for later starts; false: every first start waits for the full compile")
 	f.IntVar(&maxOpenFiles, "max-open-files-per-container", pods.DefaultMaxOpenFiles, "open files one container may hold (they are the node's own): a container past it is stopped with reason TooManyOpenFiles")
 	f.IntVar(&cfg.MaxPods, "max-pods", node.DefaultMaxPods, "pods capacity of the node")
 	f.StringVar(&cpu, "cpu", "", "cpu capacity (default: the host's logical CPUs)")
@@ -178,6 +180,7 @@ type podsWiring struct {
 	insecureRegistries []string
 	criSocket          string
 	maxOpenFiles       int
+	tiered             bool
 	log                *slog.Logger
 	devices            *devicemanager.Manager
 	podResources       *podresources.Server
@@ -190,7 +193,7 @@ type podsWiring struct {
 
 func (w *podsWiring) newProvider(_ context.Context, pc node.ProviderConfig) (node.Provider, error) {
 	var err error
-	if w.engine, err = runtime.NewEngine(runtime.Options{CacheDir: filepath.Join(pc.DataDir, "cache")}); err != nil {
+	if w.engine, err = runtime.NewEngine(runtime.Options{CacheDir: filepath.Join(pc.DataDir, "cache"), Tiered: w.tiered}); err != nil {
 		return nil, fmt.Errorf("wasmtime engine: %w", err)
 	}
 	w.checked.Store(w.engine)
