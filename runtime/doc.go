@@ -28,6 +28,10 @@
 // it is computing (the stop advances the engine's epoch, so the guest's next
 // epoch check sees it) or sleeping.
 //
+// With Options.Tiered a core module that no cache has is first compiled
+// quickly (slower code) and then fully by a low-priority background thread,
+// whose artifact and program serve later loads (tiered.go).
+//
 // A Spec.Usage lets the caller watch a running guest's resource use from
 // another goroutine (Usage.Sample): the CPU time of the guest's thread and,
 // for core modules, the size of its linear memory.

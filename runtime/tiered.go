@@ -3,23 +3,30 @@ package runtime
 import (
 	goruntime "runtime"
 	"syscall"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
 )
 
 // Tiered compilation (Options.Tiered). A core module that no cache has is
 // compiled by the baseline tier: the engine's configuration with
-// Cranelift's single-pass register allocator, which compiles in about two
-// thirds of the time (sqlite-hello, 1.1 MB, on this project's 2-core
-// machines: 0.54 s against 0.85 s) into code with more spills. (Winch,
-// wasmtime's baseline compiler, compiles several times faster still, but
-// wasmtime's C API v39 has no way to select it.) The same module is then
-// compiled as usual by the optimizer: one goroutine on an OS thread of the
-// lowest priority, through the background tier (the engine's configuration
-// without parallel compilation, so that the work stays on that thread), one
-// module at a time — a node starting many new modules at once would
-// otherwise queue full compiles in front of their quick ones. The
-// optimizer writes the artifact and puts its program in the memory cache
-// in place of the baseline one, so later loads get the optimized code;
-// runs already started keep theirs.
+// Cranelift's single-pass register allocator and no optimization passes,
+// which compiles in about half the time into code that runs about half as
+// fast (measured in BenchmarkModuleStart's tiered rows: sqlite-hello, 1.1
+// MB, compiles in ~0.5 s against ~0.9 s, and its SQLite work takes twice as
+// long; the single-pass allocator alone costs that much speed, so skipping
+// the optimizer as well costs nothing more). Winch, wasmtime's baseline
+// compiler, would compile faster still, but wasmtime's C API v39 has no way
+// to select it. The same module is then compiled as usual by the
+// optimizer: one goroutine on an OS thread of the lowest priority, through
+// the background tier (the engine's configuration without parallel
+// compilation, so that the work stays on that thread), one module at a time
+// — a node starting many new modules at once would otherwise queue full
+// compiles in front of their quick ones. The optimizer writes the artifact
+// and puts its program in the memory cache in place of the baseline one, so
+// later loads get the optimized code; runs already started keep theirs
+// (wasmtime cannot swap the code of a running instance), which is why it is
+// an option: a long-running guest started on the quick code stays at half
+// speed until its container restarts.
 
 // optimizeJob is a module the optimizer is to compile fully.
 type optimizeJob struct {
@@ -34,6 +41,7 @@ type optimizeJob struct {
 func (e *Engine) startTiers() error {
 	base := engineConfig()
 	base.SetCraneliftFlag("regalloc_algorithm", "single_pass")
+	base.SetCraneliftOptLevel(wasmtime.OptLevelNone)
 	var err error
 	if e.baseline, err = newTier(base); err != nil {
 		return err

@@ -42,6 +42,7 @@ func BenchmarkModuleStart(b *testing.B) {
 	ms.wholeProcessModule(b)
 	ms.wholeProcessComponent(b)
 	ms.inProcess(b)
+	ms.tiered(b)
 }
 
 const (
@@ -479,6 +480,70 @@ func (ms *modStart) inProcess(b *testing.B) {
 			BaselineName: "wasilet, core module build (same run)",
 			Method:       "in-process, the component build of testprog against its core module build, same states as the rows above; wazero has no component model, and the wasmtime CLI no in-process form"})
 	}
+}
+
+// tiered compares the two compiles of --tiered-compilation on
+// sqlite-hello: how long a cold load takes, and how fast the code runs.
+func (ms *modStart) tiered(b *testing.B) {
+	path := filepath.Join(filepath.Dir(ms.module), "sqlite-hello.wasm")
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		b.Logf("tiered compilation rows skipped: %v (hack/wasm.sh builds sqlite-hello)", err)
+		return
+	}
+	ctx := context.Background()
+	const rows = "100000"
+	spec := runtime.Spec{Name: "sqlite-hello", Args: []string{"work", rows}, Stdout: io.Discard, Stderr: io.Discard}
+	// load compiles a copy of wasm no engine has seen, on a new engine.
+	load := func(tiered bool, i int) (*runtime.Engine, *runtime.Program, float64) {
+		e, err := runtime.NewEngine(runtime.Options{Tiered: tiered})
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := append(append([]byte(nil), wasm...), 0, 3, 1, 'x', byte(i)) // a custom section
+		start := time.Now()
+		p, err := e.Load(ctx, w, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := benchreport.Ms(time.Since(start))
+		if p.Baseline() != tiered {
+			b.Fatalf("tiered %v: Baseline() = %v", tiered, p.Baseline())
+		}
+		return e, p, d
+	}
+	var quick, full, quickRun, fullRun []float64
+	for i := range ms.coldRuns {
+		e, _, d := load(true, i)
+		quick = append(quick, d)
+		e.Close() // waits for the optimizer's compile
+		e, _, d = load(false, i)
+		full = append(full, d)
+		e.Close()
+	}
+	eq, pq, _ := load(true, 0)
+	defer eq.Close()
+	ef, pf, _ := load(false, 0)
+	defer ef.Close()
+	run := func(p *runtime.Program) float64 {
+		start := time.Now()
+		res, err := p.Run(ctx, spec)
+		if err != nil || res.ExitCode != 0 {
+			b.Fatalf("sqlite-hello work: %+v %v", res, err)
+		}
+		return benchreport.Ms(time.Since(start))
+	}
+	for range ms.coldRuns {
+		quickRun = append(quickRun, run(pq))
+		fullRun = append(fullRun, run(pf))
+	}
+	const name = "wasilet, full compile (the default)"
+	ms.record(b, benchreport.Result{Metric: "in-process, --tiered-compilation: quick compile vs full compile (~1 MB module)", Unit: "ms",
+		Wasilet: quick, Baseline: full, BaselineName: name,
+		Method: fmt.Sprintf("in-process, sqlite-hello (%.2f MB of C) with a custom section no engine has seen: NewEngine, then Load (compile) alone; the tiered engine's Load is the quick compile (Cranelift's single-pass register allocator, no optimizer), its full compile follows on the optimizer thread (not timed; Close waits for it before the next sample)", fileMB(b, path))})
+	ms.record(b, benchreport.Result{Metric: "in-process, --tiered-compilation: run time of the quick code vs the full code", Unit: "ms",
+		Wasilet: quickRun, Baseline: fullRun, BaselineName: name,
+		Method: "in-process, `sqlite-hello work " + rows + "` (SQLite: insert that many rows into an in-memory table, index them, query them) on the program of each compile, runs alternating: what a container started on the quick code pays for as long as it runs"})
 }
 
 // wazeroInProcess runs wazero-run in one of its timing modes and returns

@@ -159,7 +159,7 @@ kubeconfig, node IP and listen address 127.0.0.1).`,
 	f.IntVar(&cfg.KubeAPIBurst, "kube-api-burst", 100, "burst of requests to the API server above --kube-api-qps")
 	f.Float32Var(&cfg.EventQPS, "event-qps", 50, "events per second the node posts, on a client of their own (negative: no limit)")
 	f.IntVar(&cfg.EventBurst, "event-burst", 100, "burst of events above --event-qps")
-	f.BoolVar(&tiered, "tiered-compilation", true, "start a module no cache has on a quicker compile (Cranelift's single-pass register allocator) while the full compile runs in the background for later starts; false: every first start waits for the full compile")
+	f.BoolVar(&tiered, "tiered-compilation", false, "start a module no cache has on a quick compile (about half the compile time; its code runs about half as fast, for as long as that container runs) while the full compile runs in the background for later starts")
 	f.IntVar(&maxOpenFiles, "max-open-files-per-container", pods.DefaultMaxOpenFiles, "open files one container may hold (they are the node's own): a container past it is stopped with reason TooManyOpenFiles")
 	f.IntVar(&cfg.MaxPods, "max-pods", node.DefaultMaxPods, "pods capacity of the node")
 	f.StringVar(&cpu, "cpu", "", "cpu capacity (default: the host's logical CPUs)")

@@ -6,6 +6,9 @@
 //
 //	sqlite-hello              prints "hello from SQLite 3.x.y" and exits
 //	sqlite-hello sleep 1h     then sleeps that long (ms, s, m or h)
+//	sqlite-hello work 200000  then inserts that many rows, indexes them and
+//	                          queries them, printing the count and a checksum
+//	                          (CPU-bound work, for comparing compiled code)
 //
 // hack/wasm.sh builds it with zig cc (hack/tools.sh zig) for wasm32-wasi.
 #include <stdio.h>
@@ -44,13 +47,21 @@ static int parse_duration(const char *s, double *out) {
 
 int main(int argc, char **argv) {
   double sleep_s = 0;
+  long work = 0;
   if (argc == 3 && strcmp(argv[1], "sleep") == 0) {
     if (parse_duration(argv[2], &sleep_s) != 0) {
       fprintf(stderr, "sqlite-hello: sleep %s: want a number and ms, s, m or h\n", argv[2]);
       return 2;
     }
+  } else if (argc == 3 && strcmp(argv[1], "work") == 0) {
+    char *end;
+    work = strtol(argv[2], &end, 10);
+    if (*end != 0 || work <= 0) {
+      fprintf(stderr, "sqlite-hello: work %s: want a positive number of rows\n", argv[2]);
+      return 2;
+    }
   } else if (argc != 1) {
-    fprintf(stderr, "usage: sqlite-hello [sleep DURATION]\n");
+    fprintf(stderr, "usage: sqlite-hello [sleep DURATION | work ROWS]\n");
     return 2;
   }
   sqlite3 *db;
@@ -67,6 +78,22 @@ int main(int argc, char **argv) {
     sqlite3_free(err);
     sqlite3_close(db);
     return 1;
+  }
+  if (work > 0) {
+    char q[512];
+    snprintf(q, sizeof q,
+             "PRAGMA temp_store=MEMORY;CREATE TABLE t(a INTEGER, b TEXT);"
+             "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<%ld)"
+             " SELECT x, printf('%%08x', (x*2654435761) %% 4294967296) FROM c;"
+             "CREATE INDEX tb ON t(b);"
+             "SELECT count(*), sum(a %% 1000) FROM t WHERE b > '8';",
+             work);
+    if (sqlite3_exec(db, q, print_row, NULL, &err) != SQLITE_OK) {
+      fprintf(stderr, "sqlite-hello: work: %s\n", err);
+      sqlite3_free(err);
+      sqlite3_close(db);
+      return 1;
+    }
   }
   sqlite3_close(db);
   fflush(stdout);
