@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"path/filepath"
-	"runtime/debug"
-	"syscall"
+	"path"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -49,7 +49,7 @@ func (e *Engine) artifactPath(key string, kind Kind) string {
 	if e.cacheDir == "" {
 		return ""
 	}
-	return filepath.Join(e.cacheDir, e.fingerprint, key+"."+kind.String())
+	return path.Join(e.cacheDir, e.fingerprint, key+"."+kind.String())
 }
 
 // ArtifactPath is where the compiled artifact of the wasm binary with the
@@ -59,87 +59,84 @@ func (e *Engine) ArtifactPath(sha256Hex string, kind Kind) string {
 	return e.artifactPath(sha256Hex, kind)
 }
 
-// readArtifact returns the verified payload of the artifact at path and a
-// function that releases it (call it once the payload is no longer used). A
-// missing file is a plain miss; an unreadable or invalid one is discarded.
+// verifyArtifact reports whether the artifact at path is whole and
+// uncorrupted (trailer and checksum). A missing file is a plain miss; an
+// unreadable or invalid one is discarded.
 //
-// The file is mapped rather than read: the check reads every byte either
-// way, but a mapping costs no 10 MB heap buffer and copy (page faults on
-// fresh memory and a garbage collection in a short-lived `wasilet run`), and
-// it leaves the pages in the page cache that wasmtime's own mapping of the
-// same file uses next.
-func (e *Engine) readArtifact(path string) ([]byte, func(), bool) {
-	b, release, err := mapFile(path)
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			e.discardArtifact(path)
-		}
-		return nil, nil, false
-	}
-	payload, err := decodeMapped(b)
-	if err != nil {
-		release()
+// The file is read in chunks into a small buffer, not into one buffer of
+// its size (a 10 MB heap allocation and a garbage collection in a
+// short-lived `wasilet run`) and not mapped (a file shrinking under the
+// mapping would fault, and recovering from that needs runtime/debug, which
+// `wasilet run`'s early start must not import: see
+// cmd/wasilet/internal/early). The pages read stay in the page cache for
+// wasmtime's own mapping of the file, which follows.
+func (e *Engine) verifyArtifact(path string) bool {
+	err := checkArtifactFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		e.discardArtifact(path)
-		return nil, nil, false
 	}
-	return payload, release, true
+	return err == nil
 }
 
-// mapFile maps path read-only. Cache files are never written in place
-// (written under a temporary name and renamed; removed by unlinking), so
-// the mapping cannot shrink under the reader.
-func mapFile(path string) ([]byte, func(), error) {
+// artifactChunk is how much of an artifact checkArtifactFile reads at once.
+const artifactChunk = 256 << 10
+
+var chunkPool = sync.Pool{New: func() any { return new([artifactChunk]byte) }}
+
+// checkArtifactFile checks the trailer and checksum of the artifact at
+// path, reading it in chunks.
+func checkArtifactFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	size := fi.Size()
-	if size < artifactTrailerSize || size != int64(int(size)) {
-		return nil, nil, fmt.Errorf("artifact %s: %d bytes", path, size)
+	if size < artifactTrailerSize {
+		return fmt.Errorf("artifact truncated: %d bytes", size)
 	}
-	b, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	t := make([]byte, artifactTrailerSize)
+	if _, err := f.ReadAt(t, size-artifactTrailerSize); err != nil {
+		return fmt.Errorf("artifact trailer: %w", err)
+	}
+	n, sum, err := checkTrailer(t, size-artifactTrailerSize)
 	if err != nil {
-		return nil, nil, fmt.Errorf("map %s: %w", path, err)
+		return err
 	}
-	return b, func() { _ = syscall.Munmap(b) }, nil
-}
-
-// decodeMapped is decodeArtifact on mapped memory: should the file shrink
-// after all (someone truncating the cache by hand), the fault is an invalid
-// artifact instead of a crash.
-func decodeMapped(b []byte) (payload []byte, err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			payload, err = nil, fmt.Errorf("artifact unreadable: %v", r)
+	buf := chunkPool.Get().(*[artifactChunk]byte)
+	defer chunkPool.Put(buf)
+	crc := uint32(0)
+	for off := int64(0); off < n; {
+		chunk := buf[:min(int64(artifactChunk), n-off)]
+		if _, err := f.ReadAt(chunk, off); err != nil {
+			return fmt.Errorf("artifact payload: %w", err)
 		}
-	}()
-	return decodeArtifact(b)
+		crc = crc32.Update(crc, castagnoli, chunk)
+		off += int64(len(chunk))
+	}
+	if crc != sum {
+		return errors.New("artifact checksum mismatch")
+	}
+	return nil
 }
 
-func decodeArtifact(b []byte) ([]byte, error) {
-	if len(b) < artifactTrailerSize {
-		return nil, fmt.Errorf("artifact truncated: %d bytes", len(b))
-	}
-	payload, t := b[:len(b)-artifactTrailerSize], b[len(b)-artifactTrailerSize:]
+// checkTrailer checks the trailer of an artifact whose payload is payloadLen
+// bytes and returns the payload length and checksum it records.
+func checkTrailer(t []byte, payloadLen int64) (int64, uint32, error) {
 	if !bytes.Equal(t[:8], artifactMagic) {
-		return nil, errors.New("artifact has no wasilet trailer")
+		return 0, 0, errors.New("artifact has no wasilet trailer")
 	}
 	if v := binary.LittleEndian.Uint32(t[8:12]); v != artifactFormatVersion {
-		return nil, fmt.Errorf("artifact format %d, want %d", v, artifactFormatVersion)
+		return 0, 0, fmt.Errorf("artifact format %d, want %d", v, artifactFormatVersion)
 	}
-	if n := binary.LittleEndian.Uint64(t[16:24]); uint64(len(payload)) != n {
-		return nil, fmt.Errorf("artifact payload is %d bytes, trailer says %d", len(payload), n)
+	if n := binary.LittleEndian.Uint64(t[16:24]); uint64(payloadLen) != n {
+		return 0, 0, fmt.Errorf("artifact payload is %d bytes, trailer says %d", payloadLen, n)
 	}
-	if sum := crc32.Checksum(payload, castagnoli); sum != binary.LittleEndian.Uint32(t[12:16]) {
-		return nil, errors.New("artifact checksum mismatch")
-	}
-	return payload, nil
+	return payloadLen, binary.LittleEndian.Uint32(t[12:16]), nil
 }
 
 func encodeArtifactTrailer(payload []byte) []byte {
@@ -157,8 +154,8 @@ func (e *Engine) discardArtifact(path string) {
 }
 
 // writeArtifact writes payload with its header to path atomically.
-func writeArtifact(path string, payload []byte) (retErr error) {
-	dir := filepath.Dir(path)
+func writeArtifact(file string, payload []byte) (retErr error) {
+	dir := path.Dir(file)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -184,7 +181,7 @@ func writeArtifact(path string, payload []byte) (retErr error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
+	return os.Rename(f.Name(), file)
 }
 
 // PruneCache removes what this engine will never read from CacheDir: the
@@ -207,7 +204,7 @@ func (e *Engine) PruneCache() (int, error) {
 		if !ent.IsDir() || !isFingerprint(ent.Name()) {
 			continue // not ours: leave it
 		}
-		dir := filepath.Join(e.cacheDir, ent.Name())
+		dir := path.Join(e.cacheDir, ent.Name())
 		if ent.Name() != e.fingerprint {
 			if err := os.RemoveAll(dir); err != nil {
 				return removed, fmt.Errorf("prune compiled cache: %w", err)
@@ -215,8 +212,8 @@ func (e *Engine) PruneCache() (int, error) {
 			removed++
 			continue
 		}
-		tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
-		more, _ := filepath.Glob(filepath.Join(dir, "files", ".tmp-*"))
+		tmps := tmpFiles(dir)
+		more := tmpFiles(path.Join(dir, "files"))
 		tmps = append(tmps, more...)
 		for _, tmp := range tmps {
 			if fi, err := os.Stat(tmp); err == nil && time.Since(fi.ModTime()) > time.Hour {
@@ -239,4 +236,16 @@ func isFingerprint(s string) bool {
 		}
 	}
 	return true
+}
+
+// tmpFiles lists the paths of the .tmp-* files in dir (interrupted writes).
+func tmpFiles(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var out []string
+	for _, ent := range entries {
+		if strings.HasPrefix(ent.Name(), ".tmp-") {
+			out = append(out, path.Join(dir, ent.Name()))
+		}
+	}
+	return out
 }

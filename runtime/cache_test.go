@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -266,5 +267,21 @@ func TestTieredLoad(t *testing.T) {
 	}
 	if err := e3.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// WasmtimeVersion (in the cache fingerprint) is the wasmtime-go version
+// go.mod pins.
+func TestWasmtimeVersion(t *testing.T) {
+	mod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*github\.com/bytecodealliance/wasmtime-go/v\d+ v(\S+)`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod requires no github.com/bytecodealliance/wasmtime-go")
+	}
+	if got := string(m[1]); got != runtime.WasmtimeVersion {
+		t.Fatalf("go.mod pins wasmtime-go %s, runtime.WasmtimeVersion is %s: update the constant", got, runtime.WasmtimeVersion)
 	}
 }

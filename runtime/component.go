@@ -35,7 +35,7 @@ func (b componentBackend) compile(wasm []byte) (compiledImpl, error) {
 	return &componentProgram{e: b.e, c: c}, nil
 }
 
-func (b componentBackend) deserialize(path string, _ []byte) (compiledImpl, error) {
+func (b componentBackend) deserialize(path string) (compiledImpl, error) {
 	c, err := wasmtimec.DeserializeFile(b.e.opt.engine, path)
 	if err != nil {
 		return nil, err

@@ -14,7 +14,6 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
 	"github.com/wasilet/wasilet/internal/atomicfile"
-	"github.com/wasilet/wasilet/internal/version"
 )
 
 // DefaultEpochInterval is how often the engine's ticker advances the epoch
@@ -25,9 +24,12 @@ import (
 // 10 ms it was a hundred wake-ups a second, most of an idle node's CPU.
 const DefaultEpochInterval = 100 * time.Millisecond
 
-// fallbackWasmtimeVersion is used in the cache fingerprint when the build
-// carries no module information (wasmtime-go v39.0.1 is what go.mod pins).
-const fallbackWasmtimeVersion = "39.0.1"
+// WasmtimeVersion is the version of the wasmtime-go module (and so of the
+// libwasmtime) this package is built with: go.mod pins it, and
+// TestWasmtimeVersion checks the two agree. A constant rather than the
+// build information (runtime/debug), which `wasilet run`'s early start must
+// not import (see cmd/wasilet/internal/early).
+const WasmtimeVersion = "39.0.1"
 
 // Options configure an Engine. The zero value is usable: no disk cache and
 // the default epoch interval.
@@ -196,12 +198,8 @@ func NewEngine(opts Options) (*Engine, error) {
 // platform. It changes whenever an old artifact could not be loaded, so old
 // artifacts are simply never looked up (they sit in their own directory).
 func configFingerprint() string {
-	v := version.Get().Wasmtime
-	if v == "" || v == "unknown" {
-		v = fallbackWasmtimeVersion
-	}
 	desc := fmt.Sprintf("wasmtime=%s;strategy=cranelift;opt=speed;epoch=on;nan-canon=off;debug=off;platform=%s/%s;format=%d",
-		v, goruntime.GOOS, goruntime.GOARCH, artifactFormatVersion)
+		WasmtimeVersion, goruntime.GOOS, goruntime.GOARCH, artifactFormatVersion)
 	sum := sha256.Sum256([]byte(desc))
 	return hex.EncodeToString(sum[:8])
 }

@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"strings"
 	"syscall"
 )
@@ -45,17 +45,32 @@ func (id fileID) String() string {
 	return fmt.Sprintf("v1 %d %d %d %d %d", id.dev, id.ino, id.size, id.mtime, id.ctime)
 }
 
-// fileIndexPath is the index entry of path ("" without a CacheDir).
-func (e *Engine) fileIndexPath(path string) string {
+// fileIndexPath is the index entry of file ("" without a CacheDir).
+func (e *Engine) fileIndexPath(file string) string {
 	if e.cacheDir == "" {
 		return ""
 	}
-	abs, err := filepath.Abs(path)
+	abs, err := absPath(file)
 	if err != nil {
 		return ""
 	}
 	sum := sha256.Sum256([]byte(abs))
-	return filepath.Join(e.cacheDir, e.fingerprint, "files", hex.EncodeToString(sum[:16]))
+	return path.Join(e.cacheDir, e.fingerprint, "files", hex.EncodeToString(sum[:16]))
+}
+
+// absPath is filepath.Abs on Linux. This package joins paths with package
+// path, not path/filepath (wasilet runs on Linux only): importing
+// path/filepath would hold `wasilet run`'s early start behind most of the
+// binary's package initialization (see cmd/wasilet/internal/early).
+func absPath(file string) (string, error) {
+	if path.IsAbs(file) {
+		return path.Clean(file), nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return path.Join(wd, file), nil
 }
 
 // readFileIndex returns the kind and key recorded for id at index.
@@ -87,7 +102,7 @@ func readFileIndex(index string, id fileID) (Kind, string, bool) {
 // writeFileIndex records id → kind, key at index; failures only cost the
 // next LoadFile a read and a hash.
 func writeFileIndex(index string, id fileID, kind Kind, key string) {
-	dir := filepath.Dir(index)
+	dir := path.Dir(index)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return
 	}

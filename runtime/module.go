@@ -43,7 +43,7 @@ func (b moduleBackend) compile(wasm []byte) (compiledImpl, error) {
 	return &moduleProgram{e: b.e, t: b.t, module: m}, nil
 }
 
-func (b moduleBackend) deserialize(path string, _ []byte) (compiledImpl, error) {
+func (b moduleBackend) deserialize(path string) (compiledImpl, error) {
 	m, err := wasmtime.NewModuleDeserializeFile(b.t.engine, path)
 	if err != nil {
 		return nil, err

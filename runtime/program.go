@@ -250,9 +250,8 @@ func (e *Engine) load(kind Kind, key string, wasmFn func() ([]byte, error)) (*Pr
 	p := &Program{e: e, kind: kind, digest: "sha256:" + key}
 	path := e.artifactPath(key, kind)
 	if path != "" {
-		if payload, release, ok := e.readArtifact(path); ok {
-			impl, err := be.deserialize(path, payload)
-			release() // deserialize copies or maps what it keeps
+		if e.verifyArtifact(path) {
+			impl, err := be.deserialize(path)
 			if err == nil {
 				e.diskHits.Add(1)
 				p.impl = impl
@@ -305,9 +304,9 @@ func (e *Engine) writeCache(key string, kind Kind, impl compiledImpl) {
 // backend compiles and deserializes one kind of program.
 type backend interface {
 	compile(wasm []byte) (compiledImpl, error)
-	// deserialize loads a verified artifact: payload is its content, path
-	// the cache file holding it followed by the trailer.
-	deserialize(path string, payload []byte) (compiledImpl, error)
+	// deserialize loads a verified artifact: path is the cache file holding
+	// it followed by the trailer.
+	deserialize(path string) (compiledImpl, error)
 }
 
 // compiledImpl is a program that can also be written to the compiled cache.

@@ -2,16 +2,16 @@ package atomicfile
 
 import (
 	"os"
-	"path/filepath"
+	"path"
 	"time"
 )
 
-// WriteFile writes data with permissions perm to path through a temporary
+// WriteFile writes data with permissions perm to file through a temporary
 // file (.<name>.tmp-*) in the same directory and a rename. The directory must
 // exist. Errors are the os package's, which name the file; callers wrap them
 // with what they were writing.
-func WriteFile(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+func WriteFile(file string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(path.Dir(file), "."+path.Base(file)+".tmp-*")
 	if err != nil {
 		return err
 	}
@@ -28,7 +28,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	return os.Rename(tmp, file)
 }
 
 // SetAside renames a file that could not be read (corrupt state) to

@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"path"
 	"strings"
 	"syscall"
 	"time"
@@ -130,7 +130,7 @@ func localFile(target string) (file, argv0 string, err error) {
 	case err == nil && fi.IsDir():
 		return "", "", fmt.Errorf("%s is a directory, not a wasm file", target)
 	case err == nil:
-		return target, filepath.Base(target), nil
+		return target, path.Base(target), nil
 	case looksLikePath(target):
 		return "", "", err
 	}
@@ -195,7 +195,7 @@ func DefaultCacheDir() string {
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(dir, "wasilet", "compiled")
+	return path.Join(dir, "wasilet", "compiled")
 }
 
 // ExitError carries the exit status a command wants the process to end

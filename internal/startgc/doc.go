@@ -14,6 +14,7 @@
 // packages that are ready before it (about a fifth of the work); the
 // collector is off for the rest. The wasilet command calls Done first thing
 // in main, which restores the collector's setting (GOGC from the
-// environment, or its default); so does package early before it runs a
-// guest from its init function.
+// environment, or its default). For `wasilet run` the collector is left on:
+// package early may run the guest from its init function, after this
+// package's init and before main.
 package startgc
