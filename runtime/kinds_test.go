@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,53 +17,23 @@ import (
 // The same scenarios through both kinds of program: the core module and the
 // component build of testprog, loaded and run through the same API.
 
-var (
-	compOnce sync.Once
-	compEng  *runtime.Engine
-	compProg *runtime.Program
-	compErr  error
-)
+var component, baseline onceProgram
 
 func testprogComponent(t testing.TB) *runtime.Program {
 	t.Helper()
-	path := componentWasm(t)
-	compOnce.Do(func() {
-		compEng, compErr = runtime.NewEngine(runtime.Options{})
-		if compErr == nil {
-			compProg, compErr = compEng.LoadFile(context.Background(), path)
-		}
-	})
-	if compErr != nil {
-		t.Fatalf("load component: %v", compErr)
-	}
-	return compProg
+	return component.get(t, runtime.Options{}, componentWasm(t))
 }
-
-var (
-	baseOnce sync.Once
-	baseEng  *runtime.Engine
-	baseProg *runtime.Program
-	baseErr  error
-)
 
 // testprogBaseline is testprog as a tiered engine first loads it: its quick
 // compile. The program stays that code for as long as it is held, whatever
 // the background compile does.
 func testprogBaseline(t testing.TB) *runtime.Program {
 	t.Helper()
-	baseOnce.Do(func() {
-		baseEng, baseErr = runtime.NewEngine(runtime.Options{Tiered: true})
-		if baseErr == nil {
-			baseProg, baseErr = baseEng.LoadFile(context.Background(), testprogWasm)
-		}
-	})
-	if baseErr != nil {
-		t.Fatalf("load testprog (tiered): %v", baseErr)
+	p := baseline.get(t, runtime.Options{Tiered: true}, testprogWasm)
+	if !p.Baseline() {
+		t.Fatalf("a tiered engine's first load of testprog is not baseline code (stats %+v)", baseline.eng.Stats())
 	}
-	if !baseProg.Baseline() {
-		t.Fatalf("a tiered engine's first load of testprog is not baseline code (stats %+v)", baseEng.Stats())
-	}
-	return baseProg
+	return p
 }
 
 func forKinds(t *testing.T, f func(t *testing.T, p *runtime.Program)) {

@@ -67,27 +67,35 @@ func newEngine(t testing.TB, cacheDir string) *runtime.Engine {
 	return e
 }
 
-// shared is one engine for the tests that do not look at cache counters,
-// as in the node: one engine, many runs.
-var (
-	sharedOnce sync.Once
-	sharedEng  *runtime.Engine
-	sharedProg *runtime.Program
-	sharedErr  error
-)
+// onceProgram is a program loaded once per test binary by an engine of
+// its own, shared by the tests that do not look at cache counters (as in
+// the node: one engine, many runs).
+type onceProgram struct {
+	once sync.Once
+	eng  *runtime.Engine
+	prog *runtime.Program
+	err  error
+}
+
+func (o *onceProgram) get(t testing.TB, opts runtime.Options, path string) *runtime.Program {
+	t.Helper()
+	o.once.Do(func() {
+		o.eng, o.err = runtime.NewEngine(opts)
+		if o.err == nil {
+			o.prog, o.err = o.eng.LoadFile(context.Background(), path)
+		}
+	})
+	if o.err != nil {
+		t.Fatalf("load %s: %v", path, o.err)
+	}
+	return o.prog
+}
+
+var shared onceProgram
 
 func testprog(t testing.TB) *runtime.Program {
 	t.Helper()
-	sharedOnce.Do(func() {
-		sharedEng, sharedErr = runtime.NewEngine(runtime.Options{})
-		if sharedErr == nil {
-			sharedProg, sharedErr = sharedEng.LoadFile(context.Background(), testprogWasm)
-		}
-	})
-	if sharedErr != nil {
-		t.Fatalf("load testprog: %v", sharedErr)
-	}
-	return sharedProg
+	return shared.get(t, runtime.Options{}, testprogWasm)
 }
 
 type output struct {
