@@ -205,7 +205,9 @@ func (e *Engine) PruneCache() (int, error) {
 			continue // not ours: leave it
 		}
 		dir := path.Join(e.cacheDir, ent.Name())
-		if ent.Name() != e.fingerprint {
+		// Both fingerprints of this build are current: an interruptible
+		// and an uninterruptible engine may share a CacheDir.
+		if ent.Name() != configFingerprint(true) && ent.Name() != configFingerprint(false) {
 			if err := os.RemoveAll(dir); err != nil {
 				return removed, fmt.Errorf("prune compiled cache: %w", err)
 			}

@@ -26,7 +26,9 @@
 // concurrent use, and concurrent loads of one binary compile it once.
 // Cancelling Run's context (or Spec.Timeout) stops the guest at once, whether
 // it is computing (the stop advances the engine's epoch, so the guest's next
-// epoch check sees it) or sleeping.
+// epoch check sees it) or sleeping. An engine with Options.Uninterruptible
+// compiles no epoch checks (a little quicker to compile and run) and cannot
+// stop a running guest: for a process that ends itself on a signal.
 //
 // With Options.Tiered a core module that no cache has is first compiled
 // quickly (slower code) and then fully by a low-priority background thread,

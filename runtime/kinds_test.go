@@ -17,7 +17,7 @@ import (
 // The same scenarios through both kinds of program: the core module and the
 // component build of testprog, loaded and run through the same API.
 
-var component, baseline onceProgram
+var component, baseline, uninterruptible, uninterruptibleComponent onceProgram
 
 func testprogComponent(t testing.TB) *runtime.Program {
 	t.Helper()
@@ -36,7 +36,18 @@ func testprogBaseline(t testing.TB) *runtime.Program {
 	return p
 }
 
+// forKinds runs f on every kind of program, those of an uninterruptible
+// engine too.
 func forKinds(t *testing.T, f func(t *testing.T, p *runtime.Program)) {
+	forStoppableKinds(t, f)
+	opts := runtime.Options{Uninterruptible: true}
+	t.Run("module-uninterruptible", func(t *testing.T) { f(t, uninterruptible.get(t, opts, testprogWasm)) })
+	t.Run("component-uninterruptible", func(t *testing.T) { f(t, uninterruptibleComponent.get(t, opts, componentWasm(t))) })
+}
+
+// forStoppableKinds runs f on the kinds of program whose running guest can
+// be stopped: all but an uninterruptible engine's.
+func forStoppableKinds(t *testing.T, f func(t *testing.T, p *runtime.Program)) {
 	t.Run("module", func(t *testing.T) { f(t, testprog(t)) })
 	t.Run("module-baseline", func(t *testing.T) { f(t, testprogBaseline(t)) })
 	t.Run("component", func(t *testing.T) {
@@ -115,7 +126,7 @@ func TestKindsStdin(t *testing.T) {
 }
 
 func TestKindsStopped(t *testing.T) {
-	forKinds(t, func(t *testing.T, p *runtime.Program) {
+	forStoppableKinds(t, func(t *testing.T, p *runtime.Program) {
 		res := waitRun(t, context.Background(), p, runtime.Spec{Args: []string{"spin"}, Timeout: 200 * time.Millisecond})
 		if res.Reason != runtime.ReasonKilled || res.ExitCode != 137 {
 			t.Fatalf("spin: got %+v", res)
@@ -316,5 +327,58 @@ func TestKindsStoppedWithoutTicker(t *testing.T) {
 				t.Fatalf("spin, cancelled: got %+v", res)
 			}
 		})
+	}
+}
+
+// TestUninterruptible: an uninterruptible engine refuses a timeout, a
+// cancelled run closes the guest's stdin and waits for the guest to end,
+// and its artifacts live under a fingerprint of their own, which PruneCache
+// keeps beside the interruptible one.
+func TestUninterruptible(t *testing.T) {
+	dir := t.TempDir()
+	e, err := runtime.NewEngine(runtime.Options{CacheDir: dir, Uninterruptible: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	p, err := e.LoadFile(context.Background(), testprogWasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Run(context.Background(), runtime.Spec{Args: []string{"hello"}, Timeout: time.Second}); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("run with a timeout: %v, want an invalid-argument error about the timeout", err)
+	}
+
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	defer pr.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	var stdout strings.Builder
+	res, err := p.Run(ctx, runtime.Spec{Args: []string{"cat", ";", "echo", "after"}, Stdin: pr, Stdout: &stdout})
+	if err != nil || stdout.String() != "after\n" {
+		t.Fatalf("cancelled while reading stdin: got %+v (%v), stdout %q", res, err, stdout.String())
+	}
+
+	interruptible := newEngine(t, dir)
+	if interruptible.Fingerprint() == e.Fingerprint() {
+		t.Fatalf("both engines have fingerprint %s", e.Fingerprint())
+	}
+	if _, err := interruptible.LoadFile(context.Background(), testprogWasm); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := interruptible.PruneCache(); err != nil || n != 0 {
+		t.Fatalf("PruneCache removed %d (%v), want 0", n, err)
+	}
+	for _, fp := range []string{e.Fingerprint(), interruptible.Fingerprint()} {
+		if ents, err := os.ReadDir(filepath.Join(dir, fp)); err != nil || len(ents) == 0 {
+			t.Fatalf("cache dir %s: %d entries, %v", fp, len(ents), err)
+		}
+	}
+	if st := interruptible.Stats(); st.Compiles != 1 || st.DiskHits != 0 {
+		t.Fatalf("the interruptible engine used the other's artifact: %+v", st)
 	}
 }

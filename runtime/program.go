@@ -80,6 +80,9 @@ func (p *Program) Run(ctx context.Context, spec Spec) (res Result, err error) {
 	if err := ctx.Err(); err != nil {
 		return Result{ExitCode: ExitCodeKilled, Reason: ReasonKilled, Message: "not started: " + err.Error()}, nil
 	}
+	if spec.Timeout > 0 && !p.e.epoch {
+		return Result{}, fmt.Errorf("a timeout needs an interruptible engine (Options.Uninterruptible is set): %w", errdefs.ErrInvalidArgument)
+	}
 	p.e.runStarted()
 	defer p.e.runDone()
 	return p.impl.run(ctx, spec)

@@ -39,14 +39,14 @@ type optimizeJob struct {
 // startTiers makes the baseline and background tiers and starts the
 // optimizer.
 func (e *Engine) startTiers() error {
-	base := engineConfig()
+	base := engineConfig(e.epoch)
 	base.SetCraneliftFlag("regalloc_algorithm", "single_pass")
 	base.SetCraneliftOptLevel(wasmtime.OptLevelNone)
 	var err error
 	if e.baseline, err = newTier(base); err != nil {
 		return err
 	}
-	bg := engineConfig()
+	bg := engineConfig(e.epoch)
 	bg.SetParallelCompilation(false)
 	if e.background, err = newTier(bg); err != nil {
 		e.baseline.close()

@@ -193,34 +193,44 @@ func TestRunReference(t *testing.T) {
 	}
 }
 
+// TestRunInterrupted: SIGINT ends `wasilet run` with 130 and says so, both
+// without --timeout (the guest compiled without epoch checks, the process
+// exits) and with one (the guest is stopped through the engine).
 func TestRunInterrupted(t *testing.T) {
 	bin, tp := binaries(t)
-	cmd := exec.Command(bin, "run", "--cache-dir", "none", tp, "--", "echo", "up", ";", "sleep", "1h")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	buf := make([]byte, 3)
-	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "up\n" {
-		t.Fatalf("guest did not start: %q %v", buf, err)
-	}
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-			t.Fatalf("wait: %v, want exit 130", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("wasilet run did not stop within 60s of SIGINT")
+	for _, flags := range [][]string{nil, {"--timeout", "1h"}} {
+		t.Run(strings.Join(append([]string{"flags"}, flags...), " "), func(t *testing.T) {
+			args := append([]string{"run", "--cache-dir", "none"}, flags...)
+			cmd := exec.Command(bin, append(args, tp, "--", "echo", "up", ";", "sleep", "1h")...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			buf := make([]byte, 3)
+			if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "up\n" {
+				t.Fatalf("guest did not start: %q %v", buf, err)
+			}
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "wasilet: interrupted") {
+					t.Fatalf("wait: %v, stderr %q; want exit 130 and wasilet: interrupted", err, stderr.String())
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("wasilet run did not stop within 60s of SIGINT")
+			}
+		})
 	}
 }
 

@@ -44,6 +44,9 @@ type Pulled struct {
 // Puller pulls an OCI reference; nil where references are not supported.
 type Puller func(ctx context.Context, ref string, f *Flags) (Pulled, error)
 
+// interrupted is the error of a run ended by SIGINT or SIGTERM.
+var interrupted = &ExitError{Code: 130, Err: errors.New("interrupted")}
+
 // Run runs args[0] (a file, or a reference pulled with pull) with args[1:]
 // as the guest's arguments. Its error carries the exit status (ExitCode).
 func Run(ctx context.Context, f *Flags, args []string, stdio Stdio, pull Puller) error {
@@ -91,7 +94,27 @@ func Run(ctx context.Context, f *Flags, args []string, stdio Stdio, pull Puller)
 	if spec.Name == "" {
 		spec.Name = argv0
 	}
-	engine, err := runtime.NewEngine(runtime.Options{CacheDir: cacheDir})
+	// Without --timeout only a signal would stop the guest, and a signal
+	// ends the process: so the guest is compiled without epoch checks, as
+	// the wasmtime CLI compiles it unless given a timeout (less to compile,
+	// no check on every loop), and a signal exits at once with 130, the
+	// status of a shell's interrupted command.
+	uninterruptible := f.Timeout == 0
+	if uninterruptible {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sigs)
+		finished := make(chan struct{})
+		defer close(finished)
+		go func() {
+			select {
+			case <-sigs:
+				os.Exit(Report(stdio.Err, interrupted))
+			case <-finished:
+			}
+		}()
+	}
+	engine, err := runtime.NewEngine(runtime.Options{CacheDir: cacheDir, Uninterruptible: uninterruptible})
 	if err != nil {
 		return err
 	}
@@ -114,7 +137,7 @@ func Run(ctx context.Context, f *Flags, args []string, stdio Stdio, pull Puller)
 	case res.ExitCode == 0:
 		return nil
 	case res.Reason == runtime.ReasonKilled && ctx.Err() != nil: // SIGINT/SIGTERM
-		return &ExitError{Code: 130, Err: errors.New("interrupted")}
+		return interrupted
 	case res.Reason == runtime.ReasonError && res.ExitCode != runtime.ExitCodeTrap:
 		return &ExitError{Code: res.ExitCode, Err: fmt.Errorf("guest exited with code %d", res.ExitCode)}
 	}
