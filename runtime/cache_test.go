@@ -24,12 +24,14 @@ func readTestprog(t testing.TB) ([]byte, string) {
 	return wasm, hex.EncodeToString(sum[:])
 }
 
+// mustLoad loads wasm and waits for its artifact to be written.
 func mustLoad(t testing.TB, e *runtime.Engine, wasm []byte) *runtime.Program {
 	t.Helper()
 	p, err := e.Load(context.Background(), wasm, "")
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
+	runtime.WaitCacheWritesForTest(e)
 	return p
 }
 

@@ -125,9 +125,15 @@ func (p *componentProgram) run(ctx context.Context, spec Spec) (Result, error) {
 	case r = <-done:
 	case <-ctx.Done():
 		streams.closeStdin() // a guest blocked reading stdin gets EOF
+		// An uninterruptible engine's guest would never trap once detached:
+		// Run waits for it to end, as for a core module.
+		var grace <-chan time.Time
+		if p.e.epoch {
+			grace = time.After(componentDetachGrace)
+		}
 		select {
 		case r = <-done:
-		case <-time.After(componentDetachGrace):
+		case <-grace:
 			stdout.close()
 			stderr.close()
 			return Result{ExitCode: ExitCodeKilled, Reason: ReasonKilled, Message: stoppedMessage(ctx, spec)}, nil

@@ -48,10 +48,11 @@ type Options struct {
 	// Uninterruptible compiles guests without epoch checks, as the wasmtime
 	// CLI does unless given a timeout: about 10 % less to compile (a 1 MB
 	// module) and no check on every loop back-edge and function entry, but
-	// a running guest can no longer be stopped. Cancelling a run's context
-	// then only closes the guest's stdin, Run waits for the guest to end by
-	// itself, a Spec with a Timeout is refused, and Usage sees memory only at
-	// the start and end. Meant for a process that runs one guest and ends
+	// a guest running Wasm code can no longer be stopped. Cancelling a
+	// run's context then closes the guest's stdin and ends a core module's
+	// sleep, and otherwise Run waits for the guest to end by itself (a
+	// component's too); a Spec with a Timeout is refused, and Usage sees a
+	// module's memory only at the start and end. Meant for a process that runs one guest and ends
 	// itself on a signal (`wasilet run` without --timeout). Its artifacts
 	// live beside the interruptible ones, under a fingerprint of their own.
 	Uninterruptible bool
@@ -111,6 +112,7 @@ type Engine struct {
 	opt         *tier // every artifact, component and instance
 	epoch       bool  // compiled code checks the epoch (not Options.Uninterruptible)
 	cacheDir    string
+	writes      sync.WaitGroup // artifacts being written (see load)
 	fingerprint string
 
 	// With Options.Tiered: the quick tier, the background tier and the
@@ -316,6 +318,7 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 
 	e.stopOptimizer()
+	e.writes.Wait()
 	close(e.stopTicker)
 	<-e.tickerDone
 	for _, ent := range programs {

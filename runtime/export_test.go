@@ -21,6 +21,10 @@ func CountFileReadsForTest(n *int) func() {
 	return func() { readAll = orig }
 }
 
+// WaitCacheWritesForTest waits until the artifacts of e's compiles so far
+// are written.
+func WaitCacheWritesForTest(e *Engine) { e.writes.Wait() }
+
 // WaitBackgroundForTest waits until e's optimizer has ended a job for
 // every baseline compile.
 func WaitBackgroundForTest(e *Engine) {

@@ -38,6 +38,7 @@ func TestLoadFileIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		runtime.WaitCacheWritesForTest(e)
 		if p.Kind() != want {
 			t.Fatalf("kind %s, want %s", p.Kind(), want)
 		}

@@ -331,9 +331,10 @@ func TestKindsStoppedWithoutTicker(t *testing.T) {
 }
 
 // TestUninterruptible: an uninterruptible engine refuses a timeout, a
-// cancelled run closes the guest's stdin and waits for the guest to end,
-// and its artifacts live under a fingerprint of their own, which PruneCache
-// keeps beside the interruptible one.
+// cancelled run closes the guest's stdin and waits for the guest to end (a
+// component's too, past componentDetachGrace), and its artifacts live under
+// a fingerprint of their own, which PruneCache keeps beside the
+// interruptible one.
 func TestUninterruptible(t *testing.T) {
 	dir := t.TempDir()
 	e, err := runtime.NewEngine(runtime.Options{CacheDir: dir, Uninterruptible: true})
@@ -341,26 +342,34 @@ func TestUninterruptible(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	p, err := e.LoadFile(context.Background(), testprogWasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Run(context.Background(), runtime.Spec{Args: []string{"hello"}, Timeout: time.Second}); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "timeout") {
-		t.Fatalf("run with a timeout: %v, want an invalid-argument error about the timeout", err)
-	}
-
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pw.Close()
-	defer pr.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(200*time.Millisecond, cancel)
-	var stdout strings.Builder
-	res, err := p.Run(ctx, runtime.Spec{Args: []string{"cat", ";", "echo", "after"}, Stdin: pr, Stdout: &stdout})
-	if err != nil || stdout.String() != "after\n" {
-		t.Fatalf("cancelled while reading stdin: got %+v (%v), stdout %q", res, err, stdout.String())
+	for _, wasm := range []string{testprogWasm, componentWasm(t)} {
+		p, err := e.LoadFile(context.Background(), wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(p.Kind().String(), func(t *testing.T) {
+			if _, err := p.Run(context.Background(), runtime.Spec{Args: []string{"hello"}, Timeout: time.Second}); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "timeout") {
+				t.Fatalf("run with a timeout: %v, want an invalid-argument error about the timeout", err)
+			}
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pw.Close()
+			defer pr.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(200*time.Millisecond, cancel)
+			args := []string{"cat", ";", "echo", "after"}
+			if p.Kind() == runtime.KindComponent {
+				// Longer than componentDetachGrace: not detached.
+				args = []string{"cat", ";", "sleep", "300ms", ";", "echo", "after"}
+			}
+			var stdout strings.Builder
+			res, err := p.Run(ctx, runtime.Spec{Args: args, Stdin: pr, Stdout: &stdout})
+			if err != nil || stdout.String() != "after\n" {
+				t.Fatalf("cancelled while reading stdin: got %+v (%v), stdout %q", res, err, stdout.String())
+			}
+		})
 	}
 
 	interruptible := newEngine(t, dir)
@@ -370,6 +379,8 @@ func TestUninterruptible(t *testing.T) {
 	if _, err := interruptible.LoadFile(context.Background(), testprogWasm); err != nil {
 		t.Fatal(err)
 	}
+	runtime.WaitCacheWritesForTest(e)
+	runtime.WaitCacheWritesForTest(interruptible)
 	if n, err := interruptible.PruneCache(); err != nil || n != 0 {
 		t.Fatalf("PruneCache removed %d (%v), want 0", n, err)
 	}
