@@ -351,12 +351,6 @@ func TestUninterruptible(t *testing.T) {
 			if _, err := p.Run(context.Background(), runtime.Spec{Args: []string{"hello"}, Timeout: time.Second}); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "timeout") {
 				t.Fatalf("run with a timeout: %v, want an invalid-argument error about the timeout", err)
 			}
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pw.Close()
-			defer pr.Close()
 			ctx, cancel := context.WithCancel(context.Background())
 			time.AfterFunc(200*time.Millisecond, cancel)
 			args := []string{"cat", ";", "echo", "after"}
@@ -365,7 +359,7 @@ func TestUninterruptible(t *testing.T) {
 				args = []string{"cat", ";", "sleep", "300ms", ";", "echo", "after"}
 			}
 			var stdout strings.Builder
-			res, err := p.Run(ctx, runtime.Spec{Args: args, Stdin: pr, Stdout: &stdout})
+			res, err := p.Run(ctx, runtime.Spec{Args: args, Stdin: endlessStdin(t), Stdout: &stdout})
 			if err != nil || stdout.String() != "after\n" {
 				t.Fatalf("cancelled while reading stdin: got %+v (%v), stdout %q", res, err, stdout.String())
 			}

@@ -246,15 +246,9 @@ func TestSleepStoppedByCancel(t *testing.T) {
 
 func TestStdinReaderStoppedByCancel(t *testing.T) {
 	// A guest blocked reading a stdin that never ends.
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pw.Close()
-	defer pr.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
-	res := waitRun(t, ctx, testprog(t), runtime.Spec{Args: []string{"cat", ";", "spin"}, Stdin: pr})
+	res := waitRun(t, ctx, testprog(t), runtime.Spec{Args: []string{"cat", ";", "spin"}, Stdin: endlessStdin(t)})
 	if res.Reason != runtime.ReasonKilled {
 		t.Fatalf("got %+v", res)
 	}

@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"os"
 	"strconv"
 	"testing"
 
@@ -16,4 +17,18 @@ func watModule(t testing.TB, wat string) []byte {
 		t.Fatalf("wat2wasm: %v", err)
 	}
 	return wasm
+}
+
+// endlessStdin is a stdin that never ends: its writer stays open until the
+// test ends.
+func endlessStdin(t testing.TB) *os.File {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pw.Close()
+		pr.Close()
+	})
+	return pr
 }
