@@ -1004,3 +1004,25 @@ func TestSlowStartSendsPendingAfterHold(t *testing.T) {
 	}
 	t.Fatal("Running never notified")
 }
+
+// TestPhaseWaitsForSidecars: the regular containers' terminal phase is
+// reported only once the sidecar has stopped too (the kubelet since 1.27);
+// TestSidecarInitContainer met the moment between the two once.
+func TestPhaseWaitsForSidecars(t *testing.T) {
+	pod := testPod("sidecar", corev1.RestartPolicyNever, ctr("main", "echo", "main"))
+	side := &containerRecord{Name: "side", Init: true, Sidecar: true, Started: true, Phase: phaseRunning}
+	main := &containerRecord{Name: "main", Phase: phaseTerminated, Done: true, Term: &termination{ExitCode: 0}}
+	r := &podRecord{Initialized: true, Containers: []*containerRecord{side, main}}
+	if got := podPhase(pod, r); got != corev1.PodRunning {
+		t.Fatalf("sidecar running, main succeeded: phase %s, want Running", got)
+	}
+	r.Failed = true
+	if got := podPhase(pod, r); got != corev1.PodRunning {
+		t.Fatalf("sidecar running, pod failed: phase %s, want Running", got)
+	}
+	r.Failed = false
+	side.Phase, side.Term = phaseTerminated, &termination{ExitCode: 137}
+	if got := podPhase(pod, r); got != corev1.PodSucceeded {
+		t.Fatalf("both stopped: phase %s, want Succeeded", got)
+	}
+}

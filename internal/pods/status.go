@@ -54,17 +54,26 @@ func containerStatus(c *containerRecord) corev1.ContainerStatus {
 	return s
 }
 
-// podPhase computes the phase the way the kubelet's getPhase does.
+// podPhase computes the phase the way the kubelet's getPhase does. Like the
+// kubelet since 1.27, a terminal phase is reported only once no container
+// is running any more, sidecars (restartable init containers) included: a
+// pod past its deadline, or whose regular containers have all ended, is
+// Running while its other guests are being stopped.
 func podPhase(pod *corev1.Pod, r *podRecord) corev1.PodPhase {
-	if r.Failed {
-		// Like the kubelet since 1.27: a terminal phase only once no
-		// container is running any more (a pod past its deadline is
-		// Running while its guests are being stopped).
+	phase := regularPhase(pod, r)
+	if phase == corev1.PodSucceeded || phase == corev1.PodFailed {
 		for _, c := range r.Containers {
 			if c.Phase == phaseRunning {
 				return corev1.PodRunning
 			}
 		}
+	}
+	return phase
+}
+
+// regularPhase is the phase from the regular containers' states alone.
+func regularPhase(pod *corev1.Pod, r *podRecord) corev1.PodPhase {
+	if r.Failed {
 		return corev1.PodFailed
 	}
 	if !r.Initialized {
