@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -199,15 +200,16 @@ func (e *Engine) PruneCache() (int, error) {
 	} else if err != nil {
 		return 0, fmt.Errorf("prune compiled cache: %w", err)
 	}
+	// Both fingerprints of this build are current: an interruptible and an
+	// uninterruptible engine may share a CacheDir.
+	current := []string{configFingerprint(true), configFingerprint(false)}
 	removed := 0
 	for _, ent := range entries {
 		if !ent.IsDir() || !isFingerprint(ent.Name()) {
 			continue // not ours: leave it
 		}
 		dir := path.Join(e.cacheDir, ent.Name())
-		// Both fingerprints of this build are current: an interruptible
-		// and an uninterruptible engine may share a CacheDir.
-		if ent.Name() != configFingerprint(true) && ent.Name() != configFingerprint(false) {
+		if !slices.Contains(current, ent.Name()) {
 			if err := os.RemoveAll(dir); err != nil {
 				return removed, fmt.Errorf("prune compiled cache: %w", err)
 			}

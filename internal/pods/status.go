@@ -71,7 +71,9 @@ func podPhase(pod *corev1.Pod, r *podRecord) corev1.PodPhase {
 	return phase
 }
 
-// regularPhase is the phase from the regular containers' states alone.
+// regularPhase is getPhase's answer from the pod's record (its failure,
+// its init containers, its regular containers), before podPhase holds a
+// terminal phase back for containers still running.
 func regularPhase(pod *corev1.Pod, r *podRecord) corev1.PodPhase {
 	if r.Failed {
 		return corev1.PodFailed
