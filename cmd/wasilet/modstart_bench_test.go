@@ -296,22 +296,7 @@ func (ms *modStart) wholeProcessModule(b *testing.B) {
 		ms.recordWhole(b, "whole process, warm: wasilet's disk cache hit vs a precompiled .cwasm", wa, ba, name, benchreport.Target{Text: "none (shown for reference: the best path of each)"},
 			method+": `wasilet run` with its compiled cache filled (its fastest path: it takes no .cwasm) against `wasmtime run --allow-precompiled` of a `wasmtime compile` output")
 
-		// Cold: nothing cached on either side.
-		wCold := filepath.Join(ms.tmp, "wasilet-cold")
-		wa, ba = pair(b, ms.coldRuns, emptyDir(b, wCold), ms.wasiletRun(wCold, ms.module), ms.wasmtimeRun("", ms.module))
-		name = fmt.Sprintf("wasmtime CLI %s (cache off)", ms.wasmtimeVersion)
-		ms.recordWhole(b, "whole process, cold compile", wa, ba, name, targetWasmtime,
-			method+": `wasilet run` with an empty cache (it compiles and writes the artifact) against `wasmtime run -C cache=n`")
-
-		// Both with a time limit, which both implement with epoch
-		// interruption: the code then carries an epoch check on every loop
-		// back-edge and function entry, which makes the compile slower.
-		epoch := append([]string{ms.wasmtime, "run", "-C", "cache=n", "-W", "timeout=3600s", ms.module}, guestArgs...)
-		withTimeout := slices.Insert(ms.wasiletRun(wCold, ms.module), 2, "--timeout", "3600s")
-		wa, ba = pair(b, ms.coldRuns, emptyDir(b, wCold), withTimeout, epoch)
-		name = fmt.Sprintf("wasmtime CLI %s (cache off, -W timeout=3600s: epoch interruption on)", ms.wasmtimeVersion)
-		ms.recordWhole(b, "whole process, cold compile with a time limit (epoch interruption on both)", wa, ba, name, benchreport.Target{},
-			method+": as the row before, with a time limit on both (`wasilet run --timeout 3600s`, `wasmtime run -W timeout=3600s`), which both implement with epoch interruption: the code carries a load and compare on every loop back-edge and function entry. Without a time limit neither compiles them (`wasilet run` exits on a signal instead of stopping the guest); the node always does, so it can stop any guest at once")
+		ms.cold(b, ms.module, "whole process, ", method, targetWasmtime, true)
 	}
 
 	// Against wazero.
@@ -333,6 +318,44 @@ func (ms *modStart) wholeProcessModule(b *testing.B) {
 	ms.record(b, benchreport.Result{Metric: "whole process, cold compile vs wazero", Unit: "ms",
 		Wasilet: walls(wa), Baseline: walls(ba), BaselineName: fmt.Sprintf("wazero %s (compiler, empty cache)", ms.wazeroVersion),
 		Method: method + ": both with an empty compiled cache (each compiles and writes its artifact)"})
+}
+
+// cold records cold starts of wasm (nothing compiled yet) against the
+// wasmtime CLI, configured alike on both sides: with the compiled-code cache
+// off (`--cache-dir none`, `-C cache=n`: each compiles and writes nothing),
+// and each with its cache on and empty (the default of both: each compiles
+// and writes its artifact; the CLI compresses it). Then, cache off, with a
+// time limit on both. peak says whether the rows get peak-RSS rows of their
+// own.
+func (ms *modStart) cold(b *testing.B, wasm, prefix, method string, target benchreport.Target, peak bool) {
+	rec := func(metric string, wa, ba []sample, name, how string, target benchreport.Target) {
+		if peak {
+			ms.recordWhole(b, prefix+metric, wa, ba, name, target, method+how)
+			return
+		}
+		ms.record(b, benchreport.Result{Metric: prefix + metric, Unit: "ms", Wasilet: walls(wa), Baseline: walls(ba),
+			BaselineName: name, Target: target, Method: method + how})
+	}
+	noCache := ms.wasiletRun("none", wasm)
+	wa, ba := pair(b, ms.coldRuns, nil, noCache, ms.wasmtimeRun("", wasm))
+	rec("cold compile, compiled-code cache off on both", wa, ba, fmt.Sprintf("wasmtime CLI %s (cache off)", ms.wasmtimeVersion),
+		": `wasilet run --cache-dir none` against `wasmtime run -C cache=n`: each compiles and writes nothing", target)
+
+	wCold := filepath.Join(ms.tmp, "wasilet-cold")
+	tDir := ms.wasmtimeCacheDir(b, "wasmtime-cold")
+	emptyW, emptyT := emptyDir(b, wCold), emptyDir(b, filepath.Join(tDir, "modules"))
+	wa, ba = pair(b, ms.coldRuns, func() { emptyW(); emptyT() }, ms.wasiletRun(wCold, wasm), ms.wasmtimeRun(tDir, wasm))
+	rec("cold compile, each writing its compiled-code cache", wa, ba, fmt.Sprintf("wasmtime CLI %s (cache on, empty)", ms.wasmtimeVersion),
+		": `wasilet run` and `wasmtime run` each with its compiled-code cache on (the default of both) and emptied before every run: each compiles and writes its artifact (wasilet the artifact as is, the CLI compressed)", target)
+
+	// Both with a time limit, which both implement with epoch
+	// interruption: the code then carries an epoch check on every loop
+	// back-edge and function entry, which makes the compile slower.
+	epoch := append([]string{ms.wasmtime, "run", "-C", "cache=n", "-W", "timeout=3600s", wasm}, guestArgs...)
+	wa, ba = pair(b, ms.coldRuns, nil, slices.Insert(noCache, 2, "--timeout", "3600s"), epoch)
+	rec("cold compile with a time limit (epoch interruption on both)", wa, ba,
+		fmt.Sprintf("wasmtime CLI %s (cache off, -W timeout=3600s: epoch interruption on)", ms.wasmtimeVersion),
+		": as the cache-off row, with a time limit on both (`wasilet run --timeout 3600s`, `wasmtime run -W timeout=3600s`), which both implement with epoch interruption: the code carries a load and compare on every loop back-edge and function entry. Without a time limit neither compiles them (`wasilet run` exits on a signal instead of stopping the guest); the node always does, so it can stop any guest at once", benchreport.Target{})
 }
 
 func (ms *modStart) wiletArgs(cacheDir string) []string { return ms.wasiletRun(cacheDir, ms.module) }
@@ -363,17 +386,7 @@ func (ms *modStart) wholeProcessComponent(b *testing.B) {
 	name := fmt.Sprintf("wasmtime CLI %s (cache on)", ms.wasmtimeVersion)
 	ms.recordWhole(b, "whole process, component, warm (disk cache hit)", wa, ba, name, targetWasmtime,
 		method+"; `wasilet run` and `wasmtime run`, both caches filled. wazero: "+noWazero)
-	wCold := filepath.Join(ms.tmp, "wasilet-cold")
-	wa, ba = pair(b, ms.coldRuns, emptyDir(b, wCold), ms.wasiletRun(wCold, ms.component), ms.wasmtimeRun("", ms.component))
-	ms.record(b, benchreport.Result{Metric: "whole process, component, cold compile", Unit: "ms",
-		Wasilet: walls(wa), Baseline: walls(ba), BaselineName: fmt.Sprintf("wasmtime CLI %s (cache off)", ms.wasmtimeVersion),
-		Target: targetWasmtime, Method: method + "; empty wasilet cache against `wasmtime run -C cache=n`. wazero: " + noWazero})
-	epoch := append([]string{ms.wasmtime, "run", "-C", "cache=n", "-W", "timeout=3600s", ms.component}, guestArgs...)
-	withTimeout := slices.Insert(ms.wasiletRun(wCold, ms.component), 2, "--timeout", "3600s")
-	wa, ba = pair(b, ms.coldRuns, emptyDir(b, wCold), withTimeout, epoch)
-	ms.record(b, benchreport.Result{Metric: "whole process, component, cold compile with a time limit (epoch interruption on both)", Unit: "ms",
-		Wasilet: walls(wa), Baseline: walls(ba), BaselineName: fmt.Sprintf("wasmtime CLI %s (cache off, -W timeout=3600s: epoch interruption on)", ms.wasmtimeVersion),
-		Method: method + "; as the row before, with a time limit on both (`wasilet run --timeout 3600s`, `wasmtime run -W timeout=3600s`), which both implement with epoch interruption (an epoch check on every loop back-edge and function entry)"})
+	ms.cold(b, ms.component, "whole process, component, ", method+". wazero: "+noWazero, targetWasmtime, false)
 }
 
 // inProcess times the runtime package itself (NewEngine, Load, Run) in this

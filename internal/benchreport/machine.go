@@ -12,9 +12,9 @@ import (
 // Machine describes where a run happened, on one line: commit, CPU model and
 // count, memory, kernel, Go.
 func Machine() string {
-	commit := "unknown commit"
-	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
-		commit = strings.TrimSpace(string(out))
+	commit := commit()
+	if commit == "" {
+		commit = "unknown commit"
 	}
 	kernel := "unknown kernel"
 	if out, err := exec.Command("uname", "-sr").Output(); err == nil {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Groups is the order of the report's sections (others follow by name).
@@ -77,7 +78,9 @@ func Render(rs []Result, p Page) string {
 	b.WriteString("wasilet's (how many times better wasilet is), because absolute times on a shared\n")
 	b.WriteString("2-core machine move from run to run. p50/p99 are nearest-rank percentiles of n\n")
 	b.WriteString("samples. A baseline that could not run here is named with the reason, never\n")
-	b.WriteString("replaced by a figure.\n\n")
+	b.WriteString("replaced by a figure. Each row says when, and at which commit, it was\n")
+	b.WriteString("measured: a section's rows come from one run of its benchmark, sections from\n")
+	b.WriteString("runs that may differ (the machine line is the rendering machine's).\n\n")
 	fmt.Fprintf(&b, "Machine: %s\n\n", p.Machine)
 	versions := map[string]string{}
 	for k, v := range p.Versions {
@@ -128,6 +131,12 @@ func Render(rs []Result, p Page) string {
 			fmt.Fprintf(&b, "- target: %s — %s\n", r.Target.Text, met(r, true))
 		}
 		fmt.Fprintf(&b, "- measured by `%s`", r.Benchmark)
+		if !r.When.IsZero() {
+			fmt.Fprintf(&b, " on %s", r.When.Format(time.DateOnly))
+		}
+		if r.Commit != "" {
+			fmt.Fprintf(&b, " at commit %s", r.Commit)
+		}
 		if !r.Passed {
 			b.WriteString(" (the benchmark **failed**: figures may be partial)")
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"slices"
 	"sort"
 	"strings"
@@ -62,6 +63,7 @@ type Result struct {
 	Recorded  time.Time `json:"recorded"`  // when Record was called (the report's order within a group)
 	Passed    bool      `json:"passed"`
 	When      time.Time `json:"when"`
+	Commit    string    `json:"commit,omitempty"` // git describe of the checkout measured
 	Smoke     bool      `json:"smoke,omitempty"`
 }
 
@@ -92,6 +94,7 @@ func Record(b testing.TB, r Result) {
 	r.Benchmark = b.Name()
 	r.Recorded = time.Now().UTC()
 	r.Smoke = Smoke()
+	r.Commit = commit()
 	b.Logf("bench: %s", r.Line())
 	path := os.Getenv(ReportEnv)
 	if path == "" {
@@ -104,6 +107,16 @@ func Record(b testing.TB, r Result) {
 		}
 	})
 }
+
+// commit is `git describe --always --dirty` of the working directory's
+// checkout, once per process ("" outside one).
+var commit = sync.OnceValue(func() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+})
 
 // AppendJSON appends v to the file at path as one line of JSON (a record of
 // a report that several tests write to, in one process or several).

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPercentile(t *testing.T) {
@@ -47,7 +48,8 @@ func TestTargets(t *testing.T) {
 
 func TestRenderAndPlot(t *testing.T) {
 	rs := []Result{
-		{Group: "Module start", Metric: "warm | whole process", Unit: "ms", Wasilet: []float64{1, 2, 3}, Baseline: []float64{10, 20, 30}, BaselineName: "other", Target: Target{MinRatio: 5, Text: "≥ 5×"}, Benchmark: "BenchmarkX", Passed: true},
+		{Group: "Module start", Metric: "warm | whole process", Unit: "ms", Wasilet: []float64{1, 2, 3}, Baseline: []float64{10, 20, 30}, BaselineName: "other", Target: Target{MinRatio: 5, Text: "≥ 5×"}, Benchmark: "BenchmarkX", Passed: true,
+			When: time.Date(2026, 12, 3, 7, 38, 0, 0, time.UTC), Commit: "13bb7b0-dirty"},
 		{Group: "Pod start", Metric: "cached", Unit: "ms", Wasilet: []float64{4}, NoBaseline: "cgroup v1 refused", Benchmark: "BenchmarkY", Passed: false},
 		{Group: "Density", Metric: "RSS", Unit: "MiB", Wasilet: []float64{10}, Curves: []Curve{{Name: "wasilet", X: "pods", Y: "MiB", Points: [][2]float64{{0, 1}, {10, 20}}}}},
 	}
@@ -81,6 +83,8 @@ func TestRenderAndPlot(t *testing.T) {
 		"not measured: cgroup v1 refused",
 		"the benchmark **failed**",
 		"![RSS](density-rss.svg)",
+		"- measured by `BenchmarkX` on 2026-12-03 at commit 13bb7b0-dirty\n",
+		"- measured by `BenchmarkY` (the benchmark",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
