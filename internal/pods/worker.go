@@ -624,10 +624,12 @@ func (w *podWorker) containerLoop(ctx context.Context, name string, init bool, v
 		if c == nil {
 			return
 		}
+		t0 := time.Now()
 		img, ok := w.pullImage(ctx, c, init)
 		if !ok {
 			return
 		}
+		t1 := time.Now()
 		prog, spec, termPath, err := w.prepare(ctx, c, init, img, vols)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -647,6 +649,9 @@ func (w *podWorker) containerLoop(ctx context.Context, name string, init bool, v
 			continue
 		}
 		createFails = 0
+		// Where a start's time goes (the image, then the program: a cold
+		// one is compiled here), for anyone tracing a slow start.
+		logger(ctx, w).WithField("container", name).Debugf("image ready in %s, program and spec in %s", t1.Sub(t0).Round(time.Microsecond), time.Since(t1).Round(time.Microsecond))
 		imageID := img.ID
 		img = nil // the wasm bytes are not kept while the guest runs
 		term, stopped := w.runOnce(ctx, c, init, prog, spec, termPath, imageID, func() {
