@@ -34,26 +34,29 @@ func BenchmarkStartExit(b *testing.B) {
 	}
 	took := make([][]time.Duration, len(cases))
 	n := 0
+	// runCase is one whole `ctr run --rm` of case i, checked, and its time.
+	runCase := func(i int, timeout time.Duration) time.Duration {
+		tc := cases[i]
+		n++
+		args := append([]string{"run", "--rm", "--runtime", tc.runtime, tc.ref, fmt.Sprintf("b%d", n)}, tc.args...)
+		t0 := time.Now()
+		r := e.run(b, timeout, args...)
+		d := time.Since(t0)
+		if r.code != 0 || !strings.Contains(r.stdout, tc.want) {
+			b.Fatalf("ctr run %s: exit %d, stdout %q, stderr %q", tc.name, r.code, r.stdout, r.stderr)
+		}
+		return d
+	}
 	// One untimed run of each first: the shim's first run of testprog
 	// compiles it into the compiled-code cache (a cold compile, which
 	// Module start measures), and runc's first run warms its own caches.
-	for _, tc := range cases {
-		n++
-		if r := e.run(b, 2*time.Minute, append([]string{"run", "--rm", "--runtime", tc.runtime, tc.ref, fmt.Sprintf("b%d", n)}, tc.args...)...); r.code != 0 {
-			b.Fatalf("ctr run %s (warm-up): exit %d, stderr %q", tc.name, r.code, r.stderr)
-		}
+	for i := range cases {
+		runCase(i, 2*time.Minute)
 	}
 	for b.Loop() {
 		for range runs {
-			for i, tc := range cases {
-				n++
-				args := append([]string{"run", "--rm", "--runtime", tc.runtime, tc.ref, fmt.Sprintf("b%d", n)}, tc.args...)
-				t0 := time.Now()
-				r := e.run(b, time.Minute, args...)
-				took[i] = append(took[i], time.Since(t0))
-				if r.code != 0 || !strings.Contains(r.stdout, tc.want) {
-					b.Fatalf("ctr run %s: exit %d, stdout %q, stderr %q", tc.name, r.code, r.stdout, r.stderr)
-				}
+			for i := range cases {
+				took[i] = append(took[i], runCase(i, time.Minute))
 			}
 		}
 	}
