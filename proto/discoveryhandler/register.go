@@ -94,8 +94,16 @@ func (r *registrar) run(ctx context.Context) {
 				lvl = slog.LevelInfo
 			}
 			r.log.Log(ctx, lvl, "agent not reachable; will retry", "socket", r.socket, "retry", r.retry, "error", err)
+			next := r.retry
+			if fi != nil && (tried == nil || !sameSocket(fi, tried)) {
+				// The first failure against a socket that is there: the agent
+				// may have bound it and not yet listened (connection refused
+				// in between), so try once more at the next watch tick rather
+				// than a whole retry period later.
+				next = min(r.interval, r.retry)
+			}
 			tried = fi
-			retry.Reset(r.retry)
+			retry.Reset(next)
 			return
 		}
 		r.log.Info("registered with agent", "endpoint", r.req.GetEndpoint(), "endpointType", r.req.GetEndpointType().String(), "shared", r.req.GetShared())
